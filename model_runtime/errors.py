@@ -1,0 +1,19 @@
+"""The one exception type the runtime raises for bad input, with a machine-readable kind."""
+
+from __future__ import annotations
+
+
+class EmoteInputError(Exception):
+    """Bad input from the user: `kind` names the problem, the message says what to do about it.
+
+    Kinds in use: missing_file, unreadable_file, unsupported_format, empty_audio, too_short,
+    bad_samples, bad_request, bad_head_model, unsafe_pickle, bad_checkpoint, no_default_model.
+    """
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.message
