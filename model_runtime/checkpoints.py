@@ -1,0 +1,222 @@
+"""Checkpoint folders: `config.json` + `model.safetensors` (no pickles), built, saved and loaded.
+
+`config.json` holds everything `build_model` needs (`architecture`), the frame and sample rates,
+the condition layout (emotions in EMOTE order, intensity levels, identity names), the output
+layout (head id, expression names, jaw as axis-angle) and where the weights came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from model_runtime.errors import EmoteInputError
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+EMOTIONS = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry", "contempt")
+INTENSITY_LEVELS = 3
+
+
+def default_model_dir() -> Path:
+    """Where the bundled model lives: model_runtime/default_model/."""
+    return Path(__file__).resolve().parent / "default_model"
+
+
+def default_arch(output_dim: int, n_identities: int) -> dict:
+    """The log-mel architecture of our bundled model (~2 M parameters, >100x real time on CPU)."""
+    return {
+        "audio_encoder": "logmel", "output_dim": int(output_dim),
+        "cond_dim": len(EMOTIONS) + INTENSITY_LEVELS + int(n_identities),
+        "sample_rate": 16000, "n_fft": 512, "win": 400, "hop": 320, "n_mels": 80,
+        "fmin": 0.0, "fmax": 8000.0, "logmel_hidden": 128, "logmel_dilations": [1, 2],
+        "logmel_channels": 256, "logmel_dilations_25": [1, 2], "logmel_shift": 5.0,
+        "logmel_scale": 4.0,
+        "seq_dim": 128, "style_dim": 128, "n_heads": 8, "ff_dim": 256, "dropout": 0.25,
+        "period": 30, "decoder_layers": 1,
+        "latent_dim": 128, "flint_quant": 3, "flint_heads": 8, "flint_ff": 384, "flint_layers": 1,
+    }
+
+
+def make_config(arch: dict, exp_names, identities, head_id: str, provenance: dict | None = None) -> dict:
+    """A complete config.json dict around an architecture."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "architecture": dict(arch),
+        "fps": 25,
+        "sample_rate": 16000,
+        "conditions": {"emotions": list(EMOTIONS), "intensity_levels": INTENSITY_LEVELS,
+                       "identities": [str(i) for i in identities]},
+        "output": {"head_id": str(head_id), "exp_names": [str(e) for e in exp_names],
+                   "jaw": "axis_angle"},
+        "provenance": dict(provenance or {}),
+    }
+
+
+def tiny_config(exp_names, identities=("default",), audio_encoder: str = "logmel",
+                head_id: str = "flame2020") -> dict:
+    """A SMALL random-weight architecture (a few thousand parameters) for tests across the project."""
+    n_id = len(identities)
+    arch = {
+        "audio_encoder": audio_encoder, "output_dim": len(exp_names) + 3,
+        "cond_dim": len(EMOTIONS) + INTENSITY_LEVELS + n_id,
+        "n_mels": 16, "fmax": 8000.0, "logmel_hidden": 8, "logmel_dilations": [1, 2],
+        "logmel_channels": 8, "logmel_dilations_25": [1],
+        "seq_dim": 8, "style_dim": 8, "n_heads": 2, "ff_dim": 16, "dropout": 0.0, "period": 30,
+        "decoder_layers": 1, "latent_dim": 8, "flint_quant": 3, "flint_heads": 2, "flint_ff": 16,
+        "flint_layers": 1,
+    }
+    if audio_encoder == "wav2vec2":
+        arch["wav2vec2_config"] = {
+            "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "intermediate_size": 32, "conv_dim": [8] * 7, "num_conv_pos_embeddings": 16,
+            "num_conv_pos_embedding_groups": 2, "layerdrop": 0.0}
+    return make_config(arch, exp_names, identities, head_id,
+                       {"source": "tiny random test model (model_runtime.checkpoints.tiny_config)"})
+
+
+def _check_config(config: dict, where: str) -> None:
+    """Raise bad_checkpoint when the config lacks what build_model and inference need."""
+    def bad(msg):
+        raise EmoteInputError("bad_checkpoint", f"The model's config.json ({where}) is invalid: "
+                              f"{msg}. Re-export or re-convert the model.")
+    if not isinstance(config, dict):
+        bad("it is not a JSON object")
+    if config.get("format_version") != FORMAT_VERSION:
+        bad(f"format_version is {config.get('format_version')!r}, this runtime reads "
+            f"{FORMAT_VERSION}")
+    for key in ("architecture", "conditions", "output"):
+        if not isinstance(config.get(key), dict):
+            bad(f"'{key}' is missing")
+    arch, cond, out = config["architecture"], config["conditions"], config["output"]
+    for key in ("audio_encoder", "output_dim", "cond_dim"):
+        if key not in arch:
+            bad(f"architecture.{key} is missing")
+    ids = cond.get("identities")
+    if not isinstance(ids, list) or not ids:
+        bad("conditions.identities must list at least one identity")
+    if list(cond.get("emotions", [])) != list(EMOTIONS):
+        bad(f"conditions.emotions must be {list(EMOTIONS)}")
+    n_cond = len(EMOTIONS) + int(cond.get("intensity_levels", INTENSITY_LEVELS)) + len(ids)
+    if int(arch["cond_dim"]) != n_cond:
+        bad(f"architecture.cond_dim is {arch['cond_dim']} but the conditions need {n_cond}")
+    exp_names = out.get("exp_names")
+    if not isinstance(exp_names, list) or int(arch["output_dim"]) != len(exp_names) + 3:
+        bad("architecture.output_dim must equal len(output.exp_names) + 3 (jaw)")
+    if out.get("jaw") != "axis_angle":
+        bad("output.jaw must be 'axis_angle'")
+
+
+def build_model(config: dict):
+    """A TalkingHead with random weights for `config["architecture"]` (checked first)."""
+    from model_runtime.networks.talking_head import TalkingHead
+
+    _check_config(config, "given config")
+    return TalkingHead(config["architecture"])
+
+
+def save_checkpoint(model, config: dict, folder) -> Path:
+    """Write config.json + model.safetensors atomically (temp folder, then rename); returns folder."""
+    from safetensors.torch import save_file
+
+    _check_config(config, "to save")
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=1)
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old.{os.getpid()}"
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _resolve(folder_or_default) -> Path:
+    if str(folder_or_default) == "default":
+        folder = default_model_dir()
+        if not (folder / CONFIG_NAME).is_file():
+            raise EmoteInputError(
+                "no_default_model",
+                "No default model is installed (expected model_runtime/default_model/ with "
+                "config.json and model.safetensors). Choose a checkpoint folder in the model "
+                "field, convert the official EMOTE weights with 'python -m model_runtime "
+                "convert-official', or reinstall the extension to get the bundled model.")
+        return folder
+    folder = Path(folder_or_default)
+    if not folder.exists():
+        raise EmoteInputError("missing_file", f"Model folder not found: {folder}. Check the path "
+                              "or use 'default'.")
+    if not folder.is_dir():
+        raise EmoteInputError("bad_checkpoint", f"{folder} is a file, but a model is a folder "
+                              "holding config.json and model.safetensors. Choose the folder.")
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (folder / name).is_file():
+            raise EmoteInputError("missing_file", f"The model folder {folder} has no {name}. "
+                                  "A model folder holds config.json and model.safetensors; "
+                                  "re-export or re-convert the model.")
+    return folder
+
+
+def load_config(folder_or_default) -> dict:
+    """Read and check config.json of a checkpoint folder (or of the default model)."""
+    folder = _resolve(folder_or_default)
+    try:
+        with open(folder / CONFIG_NAME, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EmoteInputError("bad_checkpoint", f"Cannot read {folder / CONFIG_NAME}: {exc}. "
+                              "Re-export or re-convert the model.") from exc
+    _check_config(config, str(folder / CONFIG_NAME))
+    return config
+
+
+def load_state_strict(model, state: dict, where: str) -> None:
+    """Load `state` into `model`; any missing/unexpected key or shape mismatch is bad_checkpoint."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    problems = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                         ("shape mismatches", shapes)):
+        if items:
+            shown = ", ".join(items[:8]) + (f" (and {len(items) - 8} more)" if len(items) > 8 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise EmoteInputError("bad_checkpoint", f"The weights in {where} do not fit the model's "
+                              f"architecture ({'; '.join(problems)}). The checkpoint is damaged "
+                              "or was saved by a different version; re-export or re-convert it.")
+    model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(folder_or_default):
+    """(model in eval mode, config) from a checkpoint folder or "default"; strict about keys."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = _resolve(folder_or_default)
+    config = load_config(folder)
+    model = build_model(config)
+    try:
+        state = load_file(str(folder / WEIGHTS_NAME))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise EmoteInputError("bad_checkpoint", f"Cannot read {folder / WEIGHTS_NAME}: {exc}. "
+                              "The file is damaged; re-export or re-convert the model.") from exc
+    load_state_strict(model, state, str(folder / WEIGHTS_NAME))
+    model.eval()
+    return model, config

@@ -1,0 +1,1 @@
+"""EMOTE networks in torch: talking head, FLINT motion prior, audio encoders, ALiBi attention."""

@@ -1,0 +1,225 @@
+"""Converter for the official EMOTE checkpoints: synthetic Lightning checkpoints with the real key
+names and shapes (from /work/shared/official_emote_state_dict_shapes.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="the converter needs the optional 'transformers' extra")
+
+from model_runtime.checkpoints import load_checkpoint  # noqa: E402
+from model_runtime.convert_official import (MEAD_IDENTITIES, convert_official,  # noqa: E402
+                                            load_torch_checkpoint, map_official_key,
+                                            read_cfg_values)
+from model_runtime.errors import EmoteInputError  # noqa: E402
+
+SHAPES_JSON = Path(__file__).resolve().parents[1].parent / "shared" / \
+    "official_emote_state_dict_shapes.json"
+if not SHAPES_JSON.is_file():
+    SHAPES_JSON = Path("/work/shared/official_emote_state_dict_shapes.json")
+
+CFG_YAML = """\
+model:
+  sequence_decoder:
+    type: BertPriorDecoder
+    nhead: 8
+    dropout: 0.25
+    positional_encoding:
+      type: PeriodicPositionalEncoding
+      period: 30
+    motion_prior:
+      nhead: 4
+learning:
+  learning_rate: 0.0001
+"""
+
+
+def _shapes(name: str) -> dict:
+    if not SHAPES_JSON.is_file():
+        pytest.skip(f"{SHAPES_JSON} (official key list) is not available")
+    return json.loads(SHAPES_JSON.read_text())[name]
+
+
+def _fake_state(shapes: dict, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, shape in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            out[key] = torch.tensor(7, dtype=torch.long)
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(shape, generator=g) + 0.5
+        else:
+            out[key] = torch.rand(shape, generator=g) - 0.5
+    return out
+
+
+class _OmegaLike:
+    """Pickles as a foreign (omegaconf-like) class, like Lightning's hyper-parameters do."""
+
+    def __init__(self, content):
+        self._content = content
+
+
+_OmegaLike.__module__ = "omegaconf.dictconfig"
+_OmegaLike.__qualname__ = "DictConfig"
+_OmegaLike.__name__ = "DictConfig"
+
+
+def _lightning_ckpt(path: Path, state: dict, foreign: bool = True) -> Path:
+    ckpt = {"state_dict": state, "epoch": 3, "global_step": 1000,
+            "pytorch-lightning_version": "1.4.9", "optimizer_states": [],
+            "hyper_parameters": {"cfg": {"model": {"nhead": 8}}}}
+    if foreign:
+        import sys
+        import types
+
+        mod = types.ModuleType("omegaconf.dictconfig")
+        mod.DictConfig = _OmegaLike
+        sys.modules.setdefault("omegaconf", types.ModuleType("omegaconf"))
+        sys.modules["omegaconf.dictconfig"] = mod
+        try:
+            ckpt["hyper_parameters"] = _OmegaLike({"model": {"nhead": 8}})
+            torch.save(ckpt, path)
+        finally:
+            del sys.modules["omegaconf.dictconfig"]
+    else:
+        torch.save(ckpt, path)
+    return path
+
+
+def _check_converted(out: Path, state: dict, n_exp: int) -> None:
+    model, config = load_checkpoint(out)
+    assert config["architecture"]["audio_encoder"] == "wav2vec2"
+    assert config["output"]["exp_names"] == [f"exp{i:03d}" for i in range(n_exp)]
+    assert config["output"]["head_id"] == "flame2020"
+    assert config["conditions"]["identities"] == list(MEAD_IDENTITIES)
+    ours = model.state_dict()
+    pos = tuple(k for k in ours if "pos_conv_embed.conv" in k and not k.endswith("bias"))
+    consumed = set()
+    for key, value in state.items():
+        new = map_official_key(key, (sorted(pos)[0], sorted(pos)[1]))
+        if new is None:
+            assert key.startswith(("sequence_decoder.flame.", "renderer."))
+            continue
+        assert torch.equal(ours[new], value.to(ours[new].dtype)), key
+        consumed.add(new)
+    assert consumed == set(ours)
+
+
+def test_convert_v1_every_key_consumed(tmp_path):
+    shapes = _shapes("emote_v1")
+    state = _fake_state(shapes, 1)
+    state["renderer.some_buffer"] = torch.zeros(3)
+    ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CFG_YAML)
+    flint = _shapes("flint_v1")
+    flint_state = _fake_state(flint, 2)
+    for k in flint_state:  # the FLINT release's decoder equals the copy inside the talking head
+        if k.startswith("motion_decoder."):
+            flint_state[k] = state["sequence_decoder.motion_prior." + k].clone()
+    flint_path = _lightning_ckpt(tmp_path / "flint.ckpt", flint_state, foreign=False)
+    out = convert_official(ckpt, cfg, flint_path, tmp_path / "converted")
+    _check_converted(out, state, 50)
+    cfgj = json.loads((out / "config.json").read_text())
+    assert cfgj["provenance"]["flint_decoder_matches"] is True
+    assert cfgj["provenance"]["cfg_values_used"] == {"nhead": 8, "dropout": 0.25, "period": 30}
+    assert not list(out.glob("*.pkl")) and not list(out.glob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_convert_v2_every_key_consumed(tmp_path):
+    state = _fake_state(_shapes("emote_v2"), 3)
+    ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state)
+    out = convert_official(ckpt, None, None, tmp_path / "v2")
+    _check_converted(out, state, 100)
+    model, _ = load_checkpoint(out)
+    with torch.no_grad():
+        y = model(torch.randn(1, 16000), torch.zeros(1, 25, 43))
+    assert y.shape == (1, 25, 103) and torch.isfinite(y).all()
+
+
+def _small_official_state() -> dict:
+    """The v1 key set minus wav2vec2's transformer layers 1-11 (keeps the error tests quick)."""
+    shapes = {k: v for k, v in _shapes("emote_v1").items()
+              if not (k.startswith("audio_model.model.encoder.layers.")
+                      and not k.startswith("audio_model.model.encoder.layers.0."))}
+    return _fake_state(shapes, 4)
+
+
+def test_missing_key_is_named(tmp_path):
+    state = _fake_state(_shapes("emote_v1"), 5)
+    del state["sequence_decoder.squasher_2.linear.bias"]
+    ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
+    with pytest.raises(EmoteInputError) as err:
+        convert_official(ckpt, None, None, tmp_path / "out")
+    assert err.value.kind == "bad_checkpoint"
+    assert "squasher.bias" in err.value.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_extra_key_is_named(tmp_path):
+    state = _small_official_state()
+    state["sequence_decoder.extra_head.weight"] = torch.zeros(2, 2)
+    ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
+    with pytest.raises(EmoteInputError) as err:
+        convert_official(ckpt, None, None, tmp_path / "out")
+    assert err.value.kind == "bad_checkpoint"
+    assert "sequence_decoder.extra_head.weight" in err.value.message
+    assert not (tmp_path / "out").exists()
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_code_running_pickle_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    ckpt = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"a": torch.zeros(1)}, "hyper_parameters": _Exploit(marker)}, ckpt)
+    with pytest.raises(EmoteInputError) as err:
+        load_torch_checkpoint(ckpt)
+    assert err.value.kind == "unsafe_pickle"
+    assert "system" in err.value.message
+    with pytest.raises(EmoteInputError):
+        convert_official(ckpt, None, None, tmp_path / "out")
+    assert not marker.exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_foreign_metadata_loads_as_inert_standin(tmp_path):
+    ckpt = _lightning_ckpt(tmp_path / "x.ckpt", {"w": torch.arange(4.0)})
+    loaded = load_torch_checkpoint(ckpt)
+    assert torch.equal(loaded["state_dict"]["w"], torch.arange(4.0))
+    hp = loaded["hyper_parameters"]
+    assert type(hp).source == "omegaconf.dictconfig.DictConfig"
+    assert hp.state["_content"] == {"model": {"nhead": 8}}
+
+
+def test_flint_of_other_version_is_rejected(tmp_path):
+    state = _small_official_state()
+    ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
+    flint = _lightning_ckpt(tmp_path / "flint.ckpt", _fake_state(_shapes("flint_v2"), 6),
+                            foreign=False)
+    with pytest.raises(EmoteInputError) as err:
+        convert_official(ckpt, None, flint, tmp_path / "out")
+    assert "cross_smooth_layer" in err.value.message
+
+
+def test_cfg_reader_takes_talking_head_values(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CFG_YAML)
+    assert read_cfg_values(cfg) == {"nhead": 8, "dropout": 0.25, "period": 30}
+    assert read_cfg_values(None) == {}
+    with pytest.raises(EmoteInputError) as err:
+        read_cfg_values(tmp_path / "nope.yaml")
+    assert err.value.kind == "missing_file"
