@@ -1,0 +1,302 @@
+"""The bundled open head: geometry, lip and lid behaviour, channel layout, determinism."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from model_runtime.heads import open_head
+from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS, mirror_name
+from model_runtime.heads.head_model import HeadModel, evaluate, load_head, save_head, validate
+
+
+@pytest.fixture(scope="module")
+def head() -> HeadModel:
+    return open_head.build_open_head()
+
+
+def _pose(head, weights: dict | None = None, jaw: float = 0.0):
+    exp = np.zeros((1, len(head.exp_names)), dtype=np.float32)
+    for k, w in (weights or {}).items():
+        exp[0, head.exp_names.index(k)] = w
+    return evaluate(head, exp, np.array([[jaw, 0.0, 0.0]], dtype=np.float32))[0]
+
+
+def _subset(head: HeadModel, idx: np.ndarray) -> HeadModel:
+    """The same head restricted to some vertices (evaluation is per vertex)."""
+    return HeadModel(head.head_id, head.v_template[idx], np.zeros((0, 3), np.int32),
+                     head.exp_names, head.exp_dirs[idx], head.joint_names, head.joints,
+                     head.parents, head.lbs_weights[idx], [], np.zeros(0, np.int64))
+
+
+def _group_vertices(head, name: str) -> np.ndarray:
+    g = list(head.extra["face_group_names"]).index(name)
+    return np.unique(head.faces[head.extra["face_group"] == g])
+
+
+def _lip_gap(v, head) -> float:
+    return float(np.linalg.norm(v[head.landmark("lip_upper_inner")] - v[head.landmark("lip_lower_inner")]))
+
+
+def _mouth_width(v, head) -> float:
+    return float(np.linalg.norm(v[head.landmark("mouth_corner_left")] - v[head.landmark("mouth_corner_right")]))
+
+
+def test_size_validity_and_contract(head):
+    validate(head)
+    assert 4000 <= head.num_vertices <= 12000
+    assert head.exp_names == list(OPEN_HEAD_CHANNELS)
+    assert float(head.extra["jaw_open_full_rad"]) == pytest.approx(JAW_OPEN_FULL_RAD)
+    for name in ("lip_upper_inner", "lip_lower_inner", "mouth_corner_left", "mouth_corner_right",
+                 "eyelid_upper_left", "eyelid_lower_left", "eyelid_upper_right",
+                 "eyelid_lower_right", "brow_inner_left", "brow_inner_right", "brow_outer_left",
+                 "brow_outer_right", "chin", "nose_tip"):
+        head.landmark(name)
+    v = head.v_template
+    height = v[:, 1].max() - v[head.landmark("chin"), 1]
+    assert 0.20 < height < 0.26  # crown to chin, metres
+    assert v[head.landmark("mouth_corner_left"), 0] > 0 and v[head.landmark("eyelid_upper_left"), 0] > 0
+    assert v[head.landmark("nose_tip"), 2] == pytest.approx(v[:, 2].max(), abs=0.003)
+    assert len(head.extra["face_group"]) == len(head.faces)
+
+
+def test_deterministic_and_fast(tmp_path):
+    t0 = time.perf_counter()
+    a = open_head.build_open_head()
+    elapsed = time.perf_counter() - t0
+    b = open_head.build_open_head()
+    save_head(a, tmp_path / "a.npz")
+    save_head(b, tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    assert elapsed < 10.0
+    assert (tmp_path / "a.npz").stat().st_size < 5 * 1024 * 1024
+
+
+def test_default_head_path_matches_generator(head):
+    path = open_head.default_head_path()
+    assert path.is_file() and path.stat().st_size < 5 * 1024 * 1024
+    stored = load_head(path)
+    assert stored.head_id == head.head_id
+    assert np.array_equal(stored.faces, head.faces)
+    np.testing.assert_allclose(stored.v_template, head.v_template, atol=1e-6)
+    np.testing.assert_allclose(stored.exp_dirs, head.exp_dirs, atol=1e-6)
+    np.testing.assert_allclose(stored.lbs_weights, head.lbs_weights, atol=1e-6)
+
+
+def _edge_use(faces):
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    return e
+
+
+def test_manifold_except_neck_and_eye_openings(head):
+    f = head.faces
+    directed = _edge_use(f)
+    # consistent orientation: no directed edge is used twice
+    assert len(np.unique(directed, axis=0)) == len(directed)
+    und, counts = np.unique(np.sort(directed, axis=1), axis=0, return_counts=True)
+    assert counts.max() == 2
+    boundary = und[counts == 1]
+    # boundary vertices: the neck cut and the two eye openings, nothing else (the mouth is closed
+    # by its bag)
+    bv = np.unique(boundary)
+    v = head.v_template[bv]
+    neck = np.isclose(v[:, 1], v[:, 1].min(), atol=1e-6)
+    eyes = np.linalg.norm(v[:, None] - head.joints[None, 3:5], axis=-1).min(1) < 0.02
+    assert np.all(neck | eyes)
+    assert neck.sum() > 20 and (eyes & (v[:, 0] > 0)).sum() > 10 and (eyes & (v[:, 0] < 0)).sum() > 10
+    # each vertex on the boundary has exactly two boundary edges (simple loops)
+    assert np.all(np.bincount(boundary.ravel())[bv] == 2)
+    # no unused vertices
+    assert len(np.unique(f)) == head.num_vertices
+
+
+def _components(faces, n):
+    parent = np.arange(n)
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b, c in faces:
+        ra, rb, rc = find(a), find(b), find(c)
+        parent[rb] = ra
+        parent[find(rc)] = ra
+    roots = np.array([find(i) for i in range(n)])
+    return roots
+
+
+def test_outward_normals(head):
+    v, f = head.v_template.astype(np.float64), head.faces
+    roots = _components(f, head.num_vertices)
+    face_root = roots[f[:, 0]]
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    vol6 = np.einsum("ij,ij->i", a, np.cross(b, c))
+    comps = np.unique(face_root)
+    assert len(comps) == 6  # skin with mouth, upper teeth, lower teeth, tongue, two eyeballs
+    skin_root = roots[head.landmark("nose_tip")]
+    for r in comps:
+        if r != skin_root:
+            assert vol6[face_root == r].sum() > 0, "closed part with inward normals"
+    # skin normals point away from the inside of the head
+    names = list(head.extra["face_group_names"])
+    skin = np.isin(head.extra["face_group"], [names.index(n) for n in ("skin", "lips", "brows")])
+    n = np.cross(b - a, c - a)[skin]
+    cen = ((a + b + c) / 3.0)[skin]
+    centre = np.array([0.0, -0.01, 0.0])
+    outward = np.einsum("ij,ij->i", n, cen - centre) > 0
+    assert outward.mean() > 0.99
+    # the mouth bag is part of the skin's surface, wound the same way (checked by edge
+    # directions above) so its normals face the mouth cavity
+
+
+def test_mouth_close_seals_and_rest_gap(head):
+    rest = _lip_gap(head.v_template, head)
+    assert 0.0005 < rest < 0.002  # lips 1 mm apart at rest
+    assert _lip_gap(_pose(head, {"mouthClose": 1.0}), head) < 0.0005
+
+
+def test_jaw_opening_gap(head):
+    v = _pose(head, jaw=0.35)
+    gap = _lip_gap(v, head)
+    vertical = v[head.landmark("lip_upper_inner"), 1] - v[head.landmark("lip_lower_inner"), 1]
+    assert 0.015 < gap < 0.030 and 0.015 < vertical < 0.030
+
+
+@pytest.mark.parametrize("side", ["L", "R"])
+def test_blink_closes_lids(head, side):
+    eye = "left" if side == "L" else "right"
+    rest = _pose(head)
+    v = _pose(head, {f"eyeBlink_{side}": 1.0})
+    up, lo = head.landmark(f"eyelid_upper_{eye}"), head.landmark(f"eyelid_lower_{eye}")
+    assert np.linalg.norm(rest[up] - rest[lo]) > 0.007  # open at rest
+    assert np.linalg.norm(v[up] - v[lo]) < 0.0005
+    other = "R" if side == "L" else "L"
+    v2 = _pose(head, {f"eyeBlink_{other}": 1.0})
+    assert np.linalg.norm(v2[up] - v2[lo]) > 0.007
+
+
+def _lip_pairs(head):
+    """Upper/lower inner-lip vertex pairs: distinct vertices that coincide once mouthClose seals."""
+    v = _pose(head, {"mouthClose": 1.0})
+    mouth = np.where(np.linalg.norm(head.v_template - head.v_template[head.landmark("lip_upper_inner")],
+                                    axis=1) < 0.03)[0]
+    key = np.round(v[mouth] * 1e5).astype(np.int64)
+    _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    pairs = []
+    for k in np.where(counts == 2)[0]:
+        a, b = mouth[inv.ravel() == k]
+        pairs.append((a, b) if head.v_template[a, 1] > head.v_template[b, 1] else (b, a))
+    return np.array(pairs)
+
+
+def test_random_combinations_keep_lips_and_lids_apart(head):
+    pairs = _lip_pairs(head)
+    assert len(pairs) >= 15
+    ball = _group_vertices(head, "eye_white")
+    radius = max(np.linalg.norm(head.v_template[ball] - head.joints[3], axis=1).min(),
+                 np.linalg.norm(head.v_template[ball] - head.joints[4], axis=1).min())
+    centres = head.joints[3:5]
+    names = list(head.extra["face_group_names"])
+    skin_v = np.unique(head.faces[np.isin(head.extra["face_group"],
+                                          [names.index(n) for n in ("skin", "lips", "brows")])])
+    near = skin_v[np.linalg.norm(head.v_template[skin_v, None] - centres[None], axis=-1).min(1) < 0.025]
+    idx = np.concatenate([pairs[:, 0], pairs[:, 1], near])
+    sub = _subset(head, idx)
+    rng = np.random.default_rng(1234)
+    n = 1000
+    exp = rng.uniform(0.0, 1.0, (n, len(head.exp_names))).astype(np.float32)
+    # also some sparse mixes, where single strong channels dominate
+    exp[::2] *= rng.uniform(0, 1, exp[::2].shape) < 0.25
+    jaw = np.zeros((n, 3), np.float32)
+    jaw[:, 0] = rng.uniform(0.0, 0.4, n)
+    v = evaluate(sub, exp, jaw)
+    p = len(pairs)
+    upper_y, lower_y = v[:, :p, 1], v[:, p:2 * p, 1]
+    assert np.all(lower_y <= upper_y + 1e-5), "lower lip passed above the upper lip"
+    lids = v[:, 2 * p:]
+    dist = np.linalg.norm(lids[:, :, None] - centres[None, None], axis=-1).min(-1)
+    assert dist.min() > radius, "an eyelid went into the eyeball"
+
+
+def test_left_right_channels_mirror(head):
+    m = head.extra["mirror_vertices"]
+    v = head.v_template
+    np.testing.assert_allclose(v[m], v * [-1, 1, 1], atol=1e-6)
+    flip = np.array([-1.0, 1.0, 1.0], dtype=np.float32)
+    for i, name in enumerate(head.exp_names):
+        j = head.exp_names.index(mirror_name(name))
+        mirrored = head.exp_dirs[m, :, i] * flip
+        np.testing.assert_allclose(mirrored, head.exp_dirs[:, :, j], atol=1e-4, err_msg=name)
+
+
+BROWS = ("browDown_L", "browDown_R", "browInnerUp", "browOuterUp_L", "browOuterUp_R")
+
+
+def test_channels_strong_and_local(head):
+    v = head.v_template
+    d = np.linalg.norm(head.exp_dirs, axis=1)  # (V, E)
+    nose_y = v[head.landmark("nose_tip"), 1]
+    eye_y = head.joints[3, 1]
+    for i, name in enumerate(head.exp_names):
+        assert d[:, i].max() >= 0.002, f"{name} moves nothing by 2 mm"
+        if name in BROWS:
+            assert d[v[:, 1] < nose_y, i].max() <= 0.0005, name
+        if name.startswith("mouth") or name in ("jawOpen", "cheekPuff"):
+            assert d[v[:, 1] > eye_y, i].max() <= 0.0005, name
+        if name.startswith(("eye", "brow")):
+            assert d[v[:, 1] < nose_y, i].max() <= 0.0005, name
+        if name.endswith("_L"):
+            assert d[v[:, 0] < -0.015, i].max() <= 0.0005, name
+        if name.endswith("_R"):
+            assert d[v[:, 0] > 0.015, i].max() <= 0.0005, name
+    # nothing but skin and the first bag rings carries expression offsets
+    for g in ("teeth", "tongue", "eye_white", "iris", "pupil"):
+        assert d[_group_vertices(head, g)].max() == 0.0
+
+
+def test_rounding_narrows_and_spreading_widens(head):
+    w0 = _mouth_width(head.v_template, head)
+    for name in ("mouthFunnel", "mouthPucker"):
+        assert _mouth_width(_pose(head, {name: 1.0}), head) <= 0.9 * w0, name
+    for names in (("mouthStretch_L", "mouthStretch_R"), ("mouthSmile_L", "mouthSmile_R")):
+        assert _mouth_width(_pose(head, {n: 1.0 for n in names}), head) >= 1.1 * w0, names
+    # funnel opens the lips, pucker keeps them as they are or closer
+    assert _lip_gap(_pose(head, {"mouthFunnel": 1.0}), head) > 0.003
+    smile = _pose(head, {"mouthSmile_L": 1.0})
+    assert smile[head.landmark("mouth_corner_left"), 1] > head.v_template[head.landmark("mouth_corner_left"), 1] + 0.003
+
+
+def test_skinning_weights(head):
+    w = head.lbs_weights
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-5)
+    assert w.min() >= 0.0
+    jaw = head.jaw_index
+    assert w[head.landmark("lip_upper_inner"), jaw] == 0.0
+    assert w[head.landmark("nose_tip"), jaw] == 0.0
+    assert w[head.landmark("chin"), jaw] > 0.95
+    assert 0.5 < w[head.landmark("lip_lower_inner"), jaw] <= 1.0
+    assert w[_group_vertices(head, "tongue"), jaw].min() == 1.0
+    # the jaw moves the chin down and back, the forehead not at all
+    v = _pose(head, jaw=0.3)
+    dc = v[head.landmark("chin")] - head.v_template[head.landmark("chin")]
+    assert dc[1] < -0.015 and dc[2] < 0.0
+    assert np.abs(v[head.landmark("brow_inner_left")] - head.v_template[head.landmark("brow_inner_left")]).max() < 1e-6
+
+
+def test_expression_presets(head):
+    names = set(head.exp_names)
+    for preset, weights in open_head.EXPRESSION_PRESETS.items():
+        for k, w in weights.items():
+            if k == "jaw":
+                assert 0.0 <= w <= 0.4, preset
+            else:
+                assert k in names and 0.0 <= w <= 1.0, (preset, k)
+    for emotion in ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry", "contempt"):
+        assert emotion in open_head.EXPRESSION_PRESETS
+    exp, jaw = open_head.preset_vector("AA_open")
+    assert exp.shape == (len(OPEN_HEAD_CHANNELS),) and jaw[0] > 0.2
+    assert _lip_gap(_pose(head, {"mouthClose": 1.0, "mouthPress_L": 0.5, "mouthPress_R": 0.5}), head) < 0.0005
