@@ -7,7 +7,8 @@ class EmoteInputError(Exception):
     """Bad input from the user: `kind` names the problem, the message says what to do about it.
 
     Kinds in use: missing_file, unreadable_file, unsupported_format, empty_audio, too_short,
-    bad_samples, bad_request, bad_head_model, unsafe_pickle, bad_checkpoint, no_default_model.
+    bad_samples, bad_request, bad_head_model, unsafe_pickle, bad_checkpoint, no_default_model,
+    missing_dependency.
     """
 
     def __init__(self, kind: str, message: str):
