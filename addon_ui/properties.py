@@ -1,0 +1,90 @@
+"""Scene and object properties of the EMOTE panel; emotion and intensity are keyframable."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
+                       IntProperty, PointerProperty, StringProperty)
+
+from emote_blender import emotion_curve, generate
+
+EMOTION_ITEMS = [(n.upper(), n.capitalize(), f"Speak with a {n} expression", i)
+                 for i, n in enumerate(emotion_curve.EMOTIONS)]
+
+
+def _is_mesh(_self, obj) -> bool:
+    return obj.type == "MESH"
+
+
+def _style_search(self, _context, edit_text):
+    model = self.checkpoint_dir if self.model_source == "FOLDER" else "default"
+    styles = generate.checkpoint_styles(bpy.path.abspath(model)) or ["default"]
+    return [s for s in styles if edit_text.lower() in s.lower()]
+
+
+class EmoteSettings(bpy.types.PropertyGroup):
+    """What the next Generate uses, plus its progress and last error."""
+
+    head: PointerProperty(name="Head", type=bpy.types.Object, poll=_is_mesh,
+                          description="Head mesh to animate (shape keys named after the "
+                                      "model's channels, jaw bone in its armature)")
+    strip_name: StringProperty(name="Audio strip", description="Sound strip of the sequencer "
+                               "to animate; empty uses the active or selected sound strip")
+    model_source: EnumProperty(name="Model", items=[
+        ("DEFAULT", "Bundled", "The model that ships with the extension"),
+        ("FOLDER", "Checkpoint folder", "A checkpoint folder (config.json + model.safetensors)"),
+    ], default="DEFAULT")
+    checkpoint_dir: StringProperty(name="Checkpoint", subtype="DIR_PATH")
+    style: StringProperty(name="Speaking style", default="default", search=_style_search,
+                          description="Speaking style (training identity) of the model")
+    emotion: EnumProperty(name="Emotion", items=EMOTION_ITEMS, default="NEUTRAL",
+                          description="Emotion category; keyframe it to change over time")
+    intensity: FloatProperty(name="Intensity", min=0.0, max=1.0, default=0.5,
+                             description="Emotion intensity (0 mild .. 1 strong); keyframable")
+    transition_s: FloatProperty(name="Transition", min=0.0, max=5.0, default=0.4, unit="TIME",
+                                subtype="TIME_ABSOLUTE",
+                                description="Seconds over which an emotion change blends")
+    running: BoolProperty(default=False, options={"SKIP_SAVE"})
+    progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR",
+                            options={"SKIP_SAVE"})
+    stage: StringProperty(options={"SKIP_SAVE"})
+    last_error: StringProperty(name="Last error")
+    unmatched: StringProperty(name="Channels without target")
+
+
+class EmoteTake(bpy.types.PropertyGroup):
+    """One Generate result on a head: its action(s) and where it came from."""
+
+    number: IntProperty()
+    action: PointerProperty(type=bpy.types.Action)
+    rig_action: PointerProperty(type=bpy.types.Action)
+    first_frame: IntProperty()
+    strip: StringProperty()
+    emotion: StringProperty()
+
+
+def _switch_take(obj, _context):
+    from emote_blender import takes
+
+    if 0 <= obj.emote_active_take < len(obj.emote_takes):
+        takes.activate(obj, obj.emote_takes[obj.emote_active_take])
+
+
+CLASSES = (EmoteSettings, EmoteTake)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.emote = PointerProperty(type=EmoteSettings)
+    bpy.types.Object.emote_takes = CollectionProperty(type=EmoteTake)
+    bpy.types.Object.emote_active_take = IntProperty(name="Take", default=-1, min=-1,
+                                                     update=_switch_take)
+
+
+def unregister() -> None:
+    del bpy.types.Object.emote_active_take
+    del bpy.types.Object.emote_takes
+    del bpy.types.Scene.emote
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,95 @@
+"""Write a runtime result into a new take: shape-key and jaw keyframes, in bulk, undoable.
+
+Nothing in the scene changes until the result has been read and checked; if anything fails while
+baking, everything this call created is removed again, so the scene is exactly as before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emote_blender import blender_compat, channels, heads, takes
+from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
+
+LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR'
+
+
+def jaw_quaternions(jaw_aa: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Model-space jaw axis-angles (T, 3) -> bone-local quaternions (T, 4) as (w, x, y, z)."""
+    m = heads.TO_BLENDER.T @ rest  # bone-local axis = M^T model axis (M is a rotation)
+    aa = np.asarray(jaw_aa, dtype=np.float64) @ m
+    angle = np.linalg.norm(aa, axis=1, keepdims=True)
+    axis = aa / np.maximum(angle, 1e-12)
+    return np.concatenate([np.cos(angle / 2), np.sin(angle / 2) * axis], axis=1)
+
+
+def write_curve(fcurves, data_path: str, index: int, frames: np.ndarray, values: np.ndarray):
+    """One F-curve with a key per frame, written in bulk (no keyframe_insert)."""
+    fc = fcurves.new(data_path, index=index)
+    n = len(frames)
+    fc.keyframe_points.add(n)
+    co = np.empty(2 * n, dtype=np.float32)
+    co[0::2], co[1::2] = frames, values
+    fc.keyframe_points.foreach_set("co", co)
+    # Linear keys, one per frame, already in order: no handle recalculation (fc.update) needed.
+    fc.keyframe_points.foreach_set("interpolation", np.full(n, LINEAR, dtype=np.int32))
+    return fc
+
+
+def channel_map_for(obj, exp_names: list[str]) -> channels.ChannelMap:
+    """How a result's channels land on this head (see channels.match_channels)."""
+    rig = heads.find_rig(obj)
+    bones = [b.name for b in rig.data.bones] if rig is not None else []
+    return channels.match_channels(exp_names, heads.shape_key_names(obj), bones,
+                                   JAW_OPEN_FULL_RAD)
+
+
+def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None = None):
+    """Bake `result` (runtime_client.read_result) onto head `obj` as a new take; return it."""
+    import bpy
+
+    cmap = channel_map_for(obj, result["exp_names"])
+    key = obj.data.shape_keys
+    rig = heads.find_rig(obj) if cmap.jaw_bone else None
+    if key is None and rig is None:
+        raise ValueError(f"{obj.name} has no shape keys and no jaw bone to animate")
+    exp, jaw = result["exp"], result["jaw"]
+    frames = first_frame + np.arange(exp.shape[0], dtype=np.float64)
+    number = takes.next_number(obj)
+    name = f"{label} take {number}"
+    before = takes.snapshot_assignment(obj)
+    created: list = []
+    try:
+        action = bpy.data.actions.new(name)
+        created.append(action)
+        writer = blender_compat.ActionWriter(action)
+        rig_writer = writer
+        if rig is not None and not blender_compat.SLOTTED:
+            rig_action = bpy.data.actions.new(name + " jaw")
+            created.append(rig_action)
+            rig_writer = blender_compat.ActionWriter(rig_action)
+        if key is not None and (cmap.shape_keys or cmap.jaw_open_key):
+            curves = writer.fcurves_for(key)
+            for col, kname in cmap.shape_keys.items():
+                write_curve(curves, f'key_blocks["{kname}"].value', 0, frames, exp[:, col])
+            if cmap.jaw_open_key:
+                write_curve(curves, f'key_blocks["{cmap.jaw_open_key}"].value', 0, frames,
+                            channels.jaw_to_open(jaw[:, 0], JAW_OPEN_FULL_RAD))
+        if rig is not None:
+            quat = jaw_quaternions(jaw, heads.bone_rest_matrix(rig, cmap.jaw_bone))
+            curves = rig_writer.fcurves_for(rig)
+            path = f'pose.bones["{cmap.jaw_bone}"].rotation_quaternion'
+            rig.pose.bones[cmap.jaw_bone].rotation_mode = "QUATERNION"
+            for i in range(4):
+                write_curve(curves, path, i, frames, quat[:, i])
+        take = takes.add_take(obj, name, number, action, rig_writer.action if rig else None,
+                              first_frame, key, rig, info or {})
+        takes.activate(obj, take)
+        return take, cmap
+    except Exception:
+        takes.restore_assignment(obj, before)
+        takes.forget(obj, name, created)
+        for act in created:
+            if act.name in bpy.data.actions:
+                bpy.data.actions.remove(act)
+        raise

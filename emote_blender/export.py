@@ -1,0 +1,86 @@
+"""Export a head with its active take to glTF or FBX, with settings that keep the animation.
+
+The FBX exporter writes no shape-key animation with its defaults (NLA strips and "all actions"
+baking); glTF keeps morph animation when exporting the active actions.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from emote_blender import heads, takes
+
+
+@contextmanager
+def _selected_head(context, obj):
+    """Select exactly the head and its rig for the exporter; restore the selection after."""
+    view_layer = context.view_layer
+    before = [o for o in view_layer.objects if o.select_get()]
+    active = view_layer.objects.active
+    rig = heads.find_rig(obj)
+    try:
+        for o in before:
+            o.select_set(False)
+        for o in (obj, rig):
+            if o is not None:
+                o.select_set(True)
+        view_layer.objects.active = obj
+        yield
+    finally:
+        for o in view_layer.objects:
+            o.select_set(o in before)
+        view_layer.objects.active = active
+
+
+@contextmanager
+def _take_range(scene, obj):
+    """Scene frame range set to the active take while exporting (FBX bakes the scene range)."""
+    take = takes.active(obj)
+    old = scene.frame_start, scene.frame_end
+    try:
+        if take is not None and take.action is not None:
+            lo, hi = take.action.frame_range
+            scene.frame_start, scene.frame_end = int(round(lo)), int(round(hi))
+        yield
+    finally:
+        scene.frame_start, scene.frame_end = old
+
+
+def _check(obj, path) -> Path:
+    if obj is None or obj.type != "MESH":
+        raise ValueError("Select the head mesh to export.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def export_gltf(context, obj, filepath: str | Path) -> Path:
+    """Write the head, its rig and active take as .glb/.gltf (morph targets + jaw joint)."""
+    import bpy
+
+    path = _check(obj, filepath)
+    fmt = "GLB" if path.suffix.lower() == ".glb" else "GLTF_SEPARATE"
+    with _selected_head(context, obj), _take_range(context.scene, obj):
+        bpy.ops.export_scene.gltf(
+            filepath=str(path), export_format=fmt, use_selection=True,
+            export_animations=True, export_animation_mode="ACTIVE_ACTIONS",
+            export_morph=True, export_morph_animation=True, export_skins=True,
+            export_force_sampling=True, export_frame_range=True, export_apply=False,
+            export_anim_slide_to_zero=False)
+    return path
+
+
+def export_fbx(context, obj, filepath: str | Path) -> Path:
+    """Write the head, its rig and active take as .fbx with shape-key animation kept."""
+    import bpy
+
+    path = _check(obj, filepath)
+    with _selected_head(context, obj), _take_range(context.scene, obj):
+        bpy.ops.export_scene.fbx(
+            filepath=str(path), use_selection=True, object_types={"MESH", "ARMATURE"},
+            add_leaf_bones=False, bake_anim=True, bake_anim_use_all_bones=True,
+            bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
+            bake_anim_force_startend_keying=True, bake_anim_step=1.0,
+            bake_anim_simplify_factor=0.0, use_armature_deform_only=False)
+    return path

@@ -1,0 +1,190 @@
+"""Headless acceptance tests of the Blender extension (bpy wheel): heads, Generate, takes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tests.blender.conftest import bpy, write_wav
+
+pytestmark = pytest.mark.blender
+
+HAPPY_FRAME, SAD_FRAME = 37, 60
+
+
+def snapshot() -> dict:
+    """Everything a Generate may touch: actions and keys, shape keys, assignments, NLA, takes."""
+    from emote_blender import blender_compat
+
+    scene = bpy.context.scene
+    scene.frame_set(scene.frame_current)  # animated values settle before we read them
+    snap = {"actions": {}, "objects": {}}
+    for act in bpy.data.actions:
+        curves = {}
+        for fc in blender_compat.action_fcurves(act):
+            co = np.zeros(2 * len(fc.keyframe_points), dtype=np.float32)
+            fc.keyframe_points.foreach_get("co", co)
+            curves[(fc.data_path, fc.array_index)] = co.tolist()
+        snap["actions"][act.name] = curves
+    for obj in bpy.data.objects:
+        ent = {"takes": [t.name for t in obj.emote_takes]}
+        targets = [obj]
+        if obj.type == "MESH" and obj.data.shape_keys:
+            key = obj.data.shape_keys
+            ent["keys"] = [(kb.name, round(kb.value, 6)) for kb in key.key_blocks]
+            targets.append(key)
+        for t in targets:
+            ad = t.animation_data
+            ent[t.name] = None if ad is None else (
+                ad.action.name if ad.action else None, [tr.name for tr in ad.nla_tracks])
+        snap["objects"][obj.name] = ent
+    return snap
+
+
+def setup_scene(scene, flame_pkl, checkpoint, wav, monkeypatch=None):
+    """Head from the FLAME file, sound strip at frame 37, emotion happy then sad."""
+    from tests.blender.conftest import add_sound_strip
+
+    assert bpy.ops.emote.add_flame_head(filepath=str(flame_pkl)) == {"FINISHED"}
+    head = scene.emote.head
+    strip = add_sound_strip(scene, "line01", wav, 37, monkeypatch)
+    s = scene.emote
+    s.model_source, s.checkpoint_dir, s.style = "FOLDER", str(checkpoint), "calm"
+    s.transition_s = 0.2
+    s.emotion = "HAPPY"
+    scene.keyframe_insert("emote.emotion", frame=HAPPY_FRAME)
+    s.emotion = "SAD"
+    scene.keyframe_insert("emote.emotion", frame=SAD_FRAME)
+    s.emotion = "NEUTRAL"  # today's value differs from the keyframes: sampling must ignore it
+    return head, strip
+
+
+def take_curves(head, take):
+    from emote_blender import blender_compat, heads
+
+    key, rig = head.data.shape_keys, heads.find_rig(head)
+    out = {}
+    for target, act in ((key, take.action), (rig, take.rig_action)):
+        slot = blender_compat.find_slot(act, target)
+        for fc in blender_compat.action_fcurves(act, slot):
+            co = np.zeros(2 * len(fc.keyframe_points), dtype=np.float64)
+            fc.keyframe_points.foreach_get("co", co)
+            out[(fc.data_path, fc.array_index)] = co.reshape(-1, 2)
+    return out
+
+
+def test_generate_bakes_take_with_emotion_track(fresh, flame_pkl, tiny_checkpoint, wav):
+    from emote_blender import generate
+
+    scene = fresh
+    head, strip = setup_scene(scene, flame_pkl, tiny_checkpoint, wav)
+    assert abs(scene.render.fps / scene.render.fps_base - 29.97) < 0.01
+    n_frames = strip.frame_final_end - strip.frame_final_start
+    take, cmap, job = generate.generate_sync(scene, head, strip, str(tiny_checkpoint), "calm",
+                                             __import__("os").environ["EMOTE_RUNTIME_PYTHON"])
+    assert cmap.unmatched == []
+    n_exp = len(head.data.shape_keys.key_blocks) - 1 - 9 * bool(head.get("emote_correctives"))
+    curves = take_curves(head, take)
+    assert len(curves) == n_exp + 4  # expression keys + jaw quaternion
+    for co in curves.values():
+        assert co.shape == (n_frames, 2)
+        np.testing.assert_array_equal(co[:, 0], 37 + np.arange(n_frames))
+    # The emotion track the runtime read: happy until the keyframe at 60, sad after.
+    req = json.loads((job.folder / "request.json").read_text())
+    assert req["frame_count"] == n_frames and req["identity"] == "calm"
+    assert abs(req["fps"] - 30 / 1.001) < 1e-5  # fps_base is stored as float32
+    w = np.array(req["emotion"]["weights"])
+    names = req["emotion"]["names"]
+    frames = 37 + np.arange(n_frames)
+    dominant = np.array(names)[np.argmax(w, axis=1)]
+    change = frames[np.nonzero(dominant == "sad")[0][0]]
+    assert abs(change - SAD_FRAME) <= 1
+    assert set(dominant[frames < SAD_FRAME - 3]) == {"happy"}
+    assert set(dominant[frames > SAD_FRAME + 3]) == {"sad"}
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-5)
+    # Baked values equal the runtime's result (jaw through the bone's quaternion).
+    res = np.load(job.out_path)
+    exp_col = {n: i for i, n in enumerate(res["exp_names"])}
+    name = head.data.shape_keys.key_blocks[1].name
+    np.testing.assert_allclose(curves[(f'key_blocks["{name}"].value', 0)][:, 1],
+                               res["exp"][:, exp_col[name]], atol=1e-6)
+    qw = curves[('pose.bones["jaw"].rotation_quaternion', 0)][:, 1]
+    np.testing.assert_allclose(2 * np.arccos(np.clip(qw, -1, 1)),
+                               np.linalg.norm(res["jaw"], axis=1), atol=1e-4)
+    assert take.name.startswith("line01 happy-sad take 1")
+
+
+def test_second_take_cancel_bad_audio_and_reload(fresh, flame_pkl, tiny_checkpoint, wav,
+                                                 tmp_path, monkeypatch):
+    from emote_blender import generate, runtime_client, takes
+
+    scene = fresh
+    head, strip = setup_scene(scene, flame_pkl, tiny_checkpoint, wav, monkeypatch)
+    assert bpy.ops.emote.generate() == {"FINISHED"}, scene.emote.last_error
+    take1 = take_curves(head, head.emote_takes[0])
+    strip.frame_offset_start = 5  # a trimmed second take, through the warm server
+    t2, _cmap, _job = generate.generate_sync(scene, head, strip, str(tiny_checkpoint), "default",
+                                             runtime_client_python(), use_server=True)
+    assert [t.number for t in head.emote_takes] == [1, 2]
+    assert takes.active(head).name == t2.name
+    c2 = take_curves(head, t2)
+    assert next(iter(c2.values()))[0, 0] == 42
+    after1 = take_curves(head, head.emote_takes[0])
+    assert after1.keys() == take1.keys()
+    for k in take1:
+        np.testing.assert_array_equal(after1[k], take1[k])
+    # Switching takes in the panel's list changes what plays; the other take stays.
+    head.emote_active_take = 0
+    assert head.data.shape_keys.animation_data.action == head.emote_takes[0].action
+    head.emote_active_take = 1
+    assert head.data.shape_keys.animation_data.action == t2.action
+    tracks = [t.name for t in head.data.shape_keys.animation_data.nla_tracks]
+    assert tracks == [head.emote_takes[0].name, t2.name]
+    assert all(t.mute for t in head.data.shape_keys.animation_data.nla_tracks)
+    assert head.emote_takes[0].action.use_fake_user
+    # Cancel: the runtime is killed, nothing changes, the error says so.
+    before = snapshot()
+    prepared = generate.prepare(scene, head, strip, str(tiny_checkpoint), "default")
+    job = runtime_client.start(prepared.request, runtime_client_python(), use_server=False)
+    job.poll()
+    job.cancel()
+    with pytest.raises(runtime_client.RuntimeFailure) as err:
+        generate.finish(head, prepared, job)
+    assert err.value.kind == "cancelled" and "unchanged" in err.value.message
+    assert job._proc.poll() is not None
+    assert snapshot() == before
+    # Bad audio through the operator: scene unchanged, error in words on the panel.
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....WAVEfmt garbage")
+    strip.sound.filepath = str(bad)
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="could not be read as audio"):
+        bpy.ops.emote.generate()  # an operator's ERROR report raises in background mode
+    assert snapshot() == before
+    assert "broken.wav" in scene.emote.last_error
+    # Save, reload: both takes and their keys are still there.
+    blend = tmp_path / "takes.blend"
+    strip.sound.filepath = str(wav)
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    saved = snapshot()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    from tests.blender.conftest import MODULE
+    bpy.ops.preferences.addon_enable(module=MODULE)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    head = bpy.context.scene.emote.head
+    assert [t.number for t in head.emote_takes] == [1, 2]
+    assert snapshot() == saved
+    # Deleting the active take removes its action; take 1 plays again.
+    name2 = head.emote_takes[1].name
+    assert bpy.ops.emote.take_delete() == {"FINISHED"}
+    assert [t.number for t in head.emote_takes] == [1]
+    assert name2 not in bpy.data.actions
+    assert head.data.shape_keys.animation_data.action == head.emote_takes[0].action
+
+
+def runtime_client_python():
+    import os
+    return os.environ["EMOTE_RUNTIME_PYTHON"]
