@@ -1,0 +1,8 @@
+"""`python -m model_runtime ...`: the runtime's command line (see cli.py)."""
+
+import sys
+
+from model_runtime.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

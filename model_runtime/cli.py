@@ -1,0 +1,382 @@
+"""The runtime's command line: `python -m model_runtime generate|serve|convert-official|batch`.
+
+Programs (the Blender extension) use `generate --request REQ.json --out RESULT.npz --progress
+jsonl` or the warm `serve` loop and read JSON lines on stdout; people use
+`generate AUDIO --emotion happy -o out.npz`. Torch is imported only by the commands that run a
+network, so `--help` is quick. Exit codes: 0 done, 2 bad input, 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+from model_runtime.errors import EmoteInputError
+from model_runtime.progress import bar_progress, emit, jsonl_progress, no_progress
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+INTERNAL_MESSAGE = ("The runtime failed unexpectedly ({error}). This is a bug: please report it "
+                    "with the traceback printed on stderr.")
+PROGRESS_CHOICES = ("auto", "jsonl", "bar", "none")
+
+
+@dataclass
+class Command:
+    """A subcommand: `configure(parser)` adds its arguments, `run(args) -> exit code` does it."""
+
+    name: str
+    help: str
+    description: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register_command(command: Command) -> None:
+    """Hook for other parts of the runtime to add a subcommand (last registration wins)."""
+    COMMANDS[command.name] = command
+
+
+# ---------------------------------------------------------------------------------------------
+# generate
+
+
+def _configure_generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", nargs="?", metavar="AUDIO",
+                   help="audio file to animate (WAV, FLAC, OGG or MP3, any sample rate from 8 to "
+                        "192 kHz, any channel count). Omit it when using --request.")
+    p.add_argument("--request", metavar="REQ.json",
+                   help="read everything from a request JSON file (the format the Blender "
+                        "extension writes; see DESIGN.md) instead of the options below")
+    p.add_argument("-o", "--out", required=True, metavar="RESULT.npz",
+                   help="where to write the result (.npz with fps, exp, jaw, exp_names, model_id, "
+                        "head_id). Written only on success; an old file there is removed first.")
+    p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
+                   help="jsonl: JSON progress/done/error lines on stdout (for programs); bar: a "
+                        "progress bar on stderr; none: quiet; auto (default): bar when stderr is "
+                        "a terminal, else none")
+    g = p.add_argument_group("options for the AUDIO form")
+    g.add_argument("--emotion", default="neutral", metavar="NAME[:W,...]",
+                   help="emotion for the whole clip: one of neutral, happy, sad, surprised, "
+                        "fear, disgusted, angry, contempt, or a mixture such as "
+                        "'happy:0.7,surprised:0.3' (weights are normalised). Default: neutral")
+    g.add_argument("--intensity", type=_unit_float, default=0.5, metavar="0..1",
+                   help="emotion intensity from 0 (weakest) to 1 (strongest). Default: 0.5")
+    g.add_argument("--fps", type=_positive_float, default=25.0,
+                   help="frame rate of the result, fractional allowed (e.g. 29.97). Default: 25")
+    g.add_argument("--model", default="default", metavar="default|DIR",
+                   help="'default' for the bundled model, or a checkpoint folder "
+                        "(config.json + model.safetensors). Default: default")
+    g.add_argument("--style", default=None, metavar="NAME",
+                   help="speaking style (identity) of the model; default: the model's first")
+    g.add_argument("--start", type=_non_negative_float, default=0.0, metavar="S",
+                   help="start of the part of the audio to use, in seconds. Default: 0")
+    g.add_argument("--end", type=_non_negative_float, default=None, metavar="S",
+                   help="end of the part of the audio to use, in seconds. Default: end of file")
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    with _session(args.progress) as session:
+        request = _request_from_args(args)
+        from model_runtime.inference import run_request
+
+        summary = run_request(request, args.out, session.report)
+        session.finish({"event": "done", "out": str(args.out)},
+                       f"Wrote {args.out}: {summary['frames']} frames at {summary['fps']:g} fps "
+                       f"(model {summary['model_id']}).")
+    return session.exit_code
+
+
+def _request_from_args(args: argparse.Namespace) -> dict:
+    if args.request:
+        if args.audio:
+            raise _ArgError("give either AUDIO or --request, not both")
+        try:
+            with open(args.request, encoding="utf-8") as fh:
+                request = json.load(fh)
+        except FileNotFoundError:
+            raise _ArgError(f"request file {args.request} not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _ArgError(f"request file {args.request} is not valid JSON ({exc})") from None
+        return request
+    if not args.audio:
+        raise _ArgError("give an AUDIO file or --request REQ.json")
+    names, weights = _parse_emotion(args.emotion)
+    return {
+        "audio": args.audio, "audio_start_s": args.start, "audio_end_s": args.end,
+        "fps": args.fps, "frame_count": None, "model": args.model, "identity": args.style,
+        "emotion": {"names": names, "weights": [weights]}, "intensity": [args.intensity],
+    }
+
+
+def _parse_emotion(text: str) -> tuple[list[str], list[float]]:
+    """'happy' or 'happy:0.7,sad:0.3' -> (names, weights)."""
+    from model_runtime.conditions import emotion_index
+
+    names, weights = [], []
+    for part in str(text).split(","):
+        name, _, weight = part.strip().partition(":")
+        emotion_index(name)  # raises bad_request listing the valid names
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise EmoteInputError("bad_request", f"Emotion weight {weight!r} in {text!r} is not a "
+                                  "number; write mixtures as happy:0.7,sad:0.3.") from None
+        names.append(name.strip())
+        weights.append(w)
+    return names, weights
+
+
+# ---------------------------------------------------------------------------------------------
+# serve
+
+
+def _configure_serve(p: argparse.ArgumentParser) -> None:
+    p.epilog = ("Protocol: one JSON object per line on stdin, either {\"id\": ID, \"request\": "
+                "{...}, \"out\": PATH} or {\"cmd\": \"shutdown\"}. Replies on stdout: "
+                "{\"event\": \"ready\"} once, then per request progress lines and one done or "
+                "error line, each carrying the id. Exits on shutdown or end of input.")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):  # stray prints must not corrupt the protocol
+        from model_runtime import inference  # imports torch: "ready" means warm
+
+        emit(out, {"event": "ready"})
+        while True:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError as exc:
+                emit(out, {"event": "error", "id": None, "kind": "bad_request",
+                           "message": f"Could not parse the line as JSON ({exc})."})
+                continue
+            if not isinstance(message, dict):
+                emit(out, {"event": "error", "id": None, "kind": "bad_request",
+                           "message": "Each line must be a JSON object."})
+                continue
+            if message.get("cmd") == "shutdown":
+                break
+            _serve_one(out, message, inference)
+    return EXIT_OK
+
+
+def _serve_one(out, message: dict, inference) -> None:
+    rid = message.get("id")
+    try:
+        if "cmd" in message:
+            raise EmoteInputError("bad_request", f"Unknown command {message['cmd']!r}; the only "
+                                  "command is \"shutdown\".")
+        if not isinstance(message.get("out"), str) or not message["out"]:
+            raise EmoteInputError("bad_request", "Give \"out\", the path of the result file.")
+        inference.run_request(message.get("request"), message["out"],
+                              jsonl_progress(out, {"id": rid}))
+        emit(out, {"event": "done", "id": rid, "out": message["out"]})
+    except EmoteInputError as exc:
+        emit(out, {"event": "error", "id": rid, "kind": exc.kind, "message": exc.message})
+    except Exception as exc:  # one broken request must not take the warm runtime down
+        traceback.print_exc(file=sys.stderr)
+        emit(out, {"event": "error", "id": rid, "kind": "internal",
+                   "message": INTERNAL_MESSAGE.format(error=f"{type(exc).__name__}: {exc}")})
+
+
+# ---------------------------------------------------------------------------------------------
+# convert-official and batch (implemented in their own modules, imported lazily)
+
+
+def _configure_convert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, help="official EMOTE talking-head .ckpt file")
+    p.add_argument("--cfg", required=True, help="its cfg.yaml")
+    p.add_argument("--flint", required=True, help="the FLINT motion-prior .ckpt file")
+    p.add_argument("--out", required=True, help="checkpoint folder to create")
+    p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
+                   help="jsonl: a JSON done/error line on stdout; otherwise plain text")
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    with _session(args.progress) as session:
+        from model_runtime.convert_official import convert_official
+
+        convert_official(args.ckpt, args.cfg, args.flint, args.out)
+        session.finish({"event": "done", "out": str(args.out)},
+                       f"Wrote checkpoint folder {args.out}.")
+    return session.exit_code
+
+
+def _configure_batch(p: argparse.ArgumentParser) -> None:
+    if importlib.util.find_spec("model_runtime.batch") is not None:
+        module = importlib.import_module("model_runtime.batch")
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(p)
+            return
+    p.add_argument("inputs", nargs="+",
+                   help="audio files, folders of them, .txt lists (one path per line) or .csv "
+                        "files (columns: audio, name, emotion, intensity, style, start, end)")
+    p.add_argument("--out", required=True, help="folder for one RESULT .npz per line")
+    p.add_argument("--emotion", default="neutral", help="emotion where a line gives none")
+    p.add_argument("--intensity", type=_unit_float, default=1.0,
+                   help="intensity 0..1 where a line gives none. Default: 1")
+    p.add_argument("--style", default=None, help="speaking style where a line gives none")
+    p.add_argument("--fps", type=_positive_float, default=30.0, help="frame rate. Default: 30")
+    p.add_argument("--model", default="default", help="'default' or a checkpoint folder")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes (default: one per CPU core)")
+    p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
+                   help="jsonl: JSON lines on stdout; otherwise a bar on a terminal")
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    jsonl = args.progress == "jsonl"
+    try:
+        module = importlib.import_module("model_runtime.batch")
+        return int(module.main(args))
+    except EmoteInputError as exc:
+        _report_error(jsonl, exc.kind, exc.message)
+        return EXIT_INPUT
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        _report_error(jsonl, "internal", INTERNAL_MESSAGE.format(error=f"{type(exc).__name__}: "
+                                                                       f"{exc}"))
+        return EXIT_INTERNAL
+
+
+register_command(Command(
+    "generate", "animate one audio file or request",
+    "Turn speech audio into FLAME expression + jaw animation (RESULT.npz).",
+    _configure_generate, _run_generate))
+register_command(Command(
+    "serve", "warm runtime: handle requests from stdin, one JSON object per line",
+    "Keep models loaded and handle generate requests read from stdin.",
+    _configure_serve, _run_serve))
+register_command(Command(
+    "convert-official", "convert an official EMOTE checkpoint to this runtime's format",
+    "Convert the official EMOTE talking-head + FLINT checkpoints (read as data, no code run) "
+    "into a checkpoint folder (config.json + model.safetensors).",
+    _configure_convert, _run_convert))
+register_command(Command(
+    "batch", "animate many audio lines (files, folders, lists, CSV) in parallel",
+    "Generate one RESULT .npz per dialogue line; resumable, failures reported per line.",
+    _configure_batch, _run_batch))
+
+
+# ---------------------------------------------------------------------------------------------
+# shared plumbing
+
+
+class _ArgError(Exception):
+    """A command-line usage problem found after parsing (reported as bad_request)."""
+
+
+@dataclass
+class _Session:
+    """One command's progress reporter, done reporting and exit code."""
+
+    report: Callable[[str, int, int], None]
+    finish: Callable[[dict, str], None]
+    exit_code: int = EXIT_OK
+
+
+@contextlib.contextmanager
+def _session(mode: str):
+    """Run the body with a progress reporter; turn exceptions into one error report + exit code.
+
+    In jsonl mode stdout carries only protocol lines: stray prints go to stderr meanwhile.
+    """
+    jsonl = mode == "jsonl"
+    out = sys.stdout
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "none"
+    report = jsonl_progress(out) if jsonl else bar_progress() if mode == "bar" else no_progress
+
+    def finish(event: dict, text: str) -> None:
+        if jsonl:
+            emit(out, event)
+        else:
+            print(text, file=out, flush=True)
+
+    session = _Session(report, finish)
+    redirect = contextlib.redirect_stdout(sys.stderr) if jsonl else contextlib.nullcontext()
+    try:
+        with redirect:
+            yield session
+    except (EmoteInputError, _ArgError) as exc:
+        _report_error(jsonl, getattr(exc, "kind", "bad_request"),
+                      getattr(exc, "message", str(exc)), out)
+        session.exit_code = EXIT_INPUT
+    except KeyboardInterrupt:
+        _report_error(jsonl, "cancelled", "Cancelled.", out)
+        session.exit_code = 130
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        _report_error(jsonl, "internal",
+                      INTERNAL_MESSAGE.format(error=f"{type(exc).__name__}: {exc}"), out)
+        session.exit_code = EXIT_INTERNAL
+
+
+def _report_error(jsonl: bool, kind: str, message: str, out=None) -> None:
+    if jsonl:
+        emit(out or sys.stdout, {"event": "error", "kind": kind, "message": message})
+    else:
+        print(f"error ({kind}): {message}", file=sys.stderr, flush=True)
+
+
+def _unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m model_runtime",
+        description="EMOTE runtime: speech audio to FLAME-format facial animation.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n"
+               "  python -m model_runtime generate line.wav --emotion happy --intensity 0.7 "
+               "--fps 30 -o line.npz\n"
+               "  python -m model_runtime generate --request req.json --out result.npz "
+               "--progress jsonl\n"
+               "Run `python -m model_runtime COMMAND --help` for a command's options.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS.values():
+        p = sub.add_parser(command.name, help=command.help, description=command.description)
+        command.configure(p)
+        p.set_defaults(_command=command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv` and run the chosen subcommand; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    return args._command.run(args)
