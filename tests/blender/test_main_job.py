@@ -1,0 +1,203 @@
+"""The main job (`./run demo`) end to end on a tiny checkpoint, and the warm runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.blender.conftest import ROOT, bpy, run_runtime_py, write_wav
+
+pytestmark = pytest.mark.blender
+FPS = 25
+
+
+@pytest.fixture(scope="session")
+def open_head_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random checkpoint whose outputs are the open head's channels."""
+    folder = tmp_path_factory.mktemp("ckpt_open") / "tiny_open"
+    run_runtime_py(
+        "import sys, torch; torch.manual_seed(0)\n"
+        "from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS\n"
+        "from model_runtime.checkpoints import tiny_config, build_model, save_checkpoint\n"
+        "cfg = tiny_config(list(OPEN_HEAD_CHANNELS), identities=('calm', 'lively'),\n"
+        "                  head_id='open_head_v1')\n"
+        "save_checkpoint(build_model(cfg), cfg, sys.argv[1])\n", str(folder))
+    return folder
+
+
+def run_main_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, EMOTE_RUNTIME_PYTHON=os.environ["EMOTE_RUNTIME_PYTHON"])
+    return subprocess.run([sys.executable, "-m", "emote_blender.main_job", *args],
+                          capture_output=True, text=True, cwd=str(ROOT), env=env,
+                          timeout=timeout)
+
+
+def glb_json(path: Path) -> dict:
+    """The JSON chunk of a .glb file."""
+    data = path.read_bytes()
+    magic, _version, _length = struct.unpack("<4sII", data[:12])
+    assert magic == b"glTF"
+    n, kind = struct.unpack("<I4s", data[12:20])
+    assert kind == b"JSON"
+    return json.loads(data[20:20 + n])
+
+
+def test_main_job_writes_every_output(tmp_path, open_head_checkpoint):
+    seconds = 1.6
+    wav = write_wav(tmp_path / "hello line.wav", seconds, seed=3)
+    out = tmp_path / "out"
+    proc = run_main_job("--audio", str(wav), "--model", str(open_head_checkpoint),
+                        "--emotion", "neutral:0", "happy:0.5", "surprise:1.0",
+                        "--intensity", "0.2:0", "0.9:1.2", "--out", str(out),
+                        "--fps", str(FPS), "--size", "96", "--preview-frames", "2")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    name = "hello line"
+    expected = {"glTF": out / f"{name}.glb", "FBX": out / f"{name}.fbx",
+                "Blender file": out / f"{name}.blend", "plot": out / f"{name}_curves.png"}
+    for label, path in expected.items():
+        assert path.is_file() and path.stat().st_size > 0, label
+        assert f"{label}" in proc.stdout and str(path) in proc.stdout, label
+    video = [p for p in out.glob(f"{name}_preview.*")]
+    assert len(video) == 1 and video[0].stat().st_size > 1000, video
+    frames = round(seconds * FPS)
+
+    # glTF: morph-weight and jaw-rotation animation with one key per frame, no validator errors.
+    gltf = glb_json(expected["glTF"])
+    assert len(gltf["animations"]) == 1
+    channels = gltf["animations"][0]["channels"]
+    paths = {c["target"]["path"] for c in channels}
+    assert {"weights", "rotation"} <= paths, paths
+    samplers = gltf["animations"][0]["samplers"]
+    for c in channels:
+        node = gltf["nodes"][c["target"]["node"]]["name"]
+        if c["target"]["path"] == "weights" or (node, c["target"]["path"]) == ("jaw", "rotation"):
+            inp = gltf["accessors"][samplers[c["sampler"]]["input"]]
+            assert inp["count"] == frames, c
+    from tests.blender.test_heads_export import validate_gltf
+
+    report = validate_gltf(expected["glTF"])
+    assert report["issues"]["numErrors"] == 0, report["issues"]["messages"][:5]
+
+    # FBX: re-imported, the head's shape keys are animated over every frame.
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.fbx(filepath=str(expected["FBX"]))
+    meshes = [o for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys]
+    assert len(meshes) == 1
+    from emote_blender import blender_compat
+
+    curves = blender_compat.assigned_fcurves(meshes[0].data.shape_keys)
+    animated = {fc.data_path for fc in curves if len(fc.keyframe_points) == frames}
+    assert len(animated) >= 30, len(animated)
+    values = np.array([[kp.co[1] for kp in fc.keyframe_points] for fc in curves
+                       if len(fc.keyframe_points) == frames])
+    assert np.ptp(values, axis=1).max() > 1e-3  # it moves
+
+    # .blend: the take's action (shape keys + jaw) is in the file.
+    with bpy.data.libraries.load(str(expected["Blender file"])) as (src, dst):
+        takes = [a for a in src.actions if "take 1" in a]
+        dst.actions = takes
+    assert takes, "no take action in the .blend"
+    fcurves = [fc for a in dst.actions for fc in blender_compat.action_fcurves(a)]
+    assert any("key_blocks" in fc.data_path for fc in fcurves)
+    assert any("rotation_quaternion" in fc.data_path for fc in fcurves)
+    assert all(len(fc.keyframe_points) == frames for fc in fcurves)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+    # The plot: an RGB image with the emotion colours drawn (happy yellow, surprised pink).
+    from emote_blender.preview import EMOTION_COLOURS, read_png
+
+    img = read_png(expected["plot"])
+    assert img.ndim == 3 and img.shape[2] == 3 and img.shape[0] > 400
+    for emotion in ("neutral", "happy", "surprised"):
+        colour = np.array(EMOTION_COLOURS[emotion], dtype=np.uint8)
+        assert (img == colour).all(axis=2).sum() > 500, emotion
+
+
+def test_main_job_reports_bad_input_in_words(tmp_path):
+    proc = run_main_job("--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
+                        "--no-video")
+    assert proc.returncode == 2
+    assert "Model folder not found" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_main_job("--emotion", "gleeful:0", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "Unknown emotion 'gleeful'" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_main_job_without_default_model_says_so(tmp_path):
+    from model_runtime.checkpoints import default_model_dir
+
+    if (default_model_dir() / "config.json").is_file():
+        pytest.skip("the bundled default model is installed")
+    proc = run_main_job("--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "No default model is installed" in proc.stderr
+
+
+def test_second_generate_reuses_warm_runtime(fresh, open_head_checkpoint, tmp_path):
+    """The warm `serve` process answers the second Generate: same process, no start-up cost."""
+    from emote_blender import generate, runtime_client
+    from emote_blender.main_job import load_head_model
+    from emote_blender import heads
+    from tests.blender.conftest import RUNTIME_PY, add_sound_strip
+
+    scene = fresh
+    head, _rig = heads.build_head(load_head_model(None))
+    strip = add_sound_strip(scene, "warm", write_wav(tmp_path / "warm.wav", 1.0), 1)
+    runtime_client.shutdown_server()
+    times, servers = [], []
+    try:
+        for _ in range(2):
+            t = time.perf_counter()
+            generate.generate_sync(scene, head, strip, str(open_head_checkpoint), "calm",
+                                   RUNTIME_PY, str(tmp_path), use_server=True)
+            times.append(time.perf_counter() - t)
+            servers.append((runtime_client._SERVER, runtime_client._SERVER.proc.pid))
+        assert servers[0] == servers[1]
+        log = (servers[0][0].folder / "stdout.jsonl").read_text()
+        assert log.count('"ready"') == 1
+        assert times[1] < times[0] / 2, times  # no interpreter + torch start-up the second time
+    finally:
+        runtime_client.shutdown_server()
+    assert len(head.emote_takes) == 2
+
+
+def test_batch_job_exports_one_gltf_per_result_and_resumes(tmp_path):
+    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+
+    results = tmp_path / "results"
+    results.mkdir()
+    rng = np.random.default_rng(0)
+    lengths = {"line_a": 12, "line_b": 20}
+    for name, n in lengths.items():
+        np.savez(results / f"{name}.npz", fps=np.float64(30.0),
+                 exp=rng.uniform(0, 0.5, (n, len(OPEN_HEAD_CHANNELS))).astype(np.float32),
+                 jaw=np.column_stack([rng.uniform(0, 0.2, n), np.zeros((n, 2))]).astype(
+                     np.float32),
+                 exp_names=np.array(OPEN_HEAD_CHANNELS), model_id=np.array("test"),
+                 head_id=np.array("open_head_v1"))
+    (results / "line_broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    out = tmp_path / "glb"
+    cmd = [sys.executable, "-m", "emote_blender.batch_job", str(results), "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+    assert proc.returncode == 3, proc.stderr[-3000:]  # done, one line failed
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (summary["exported"], summary["failed"]) == (2, 1)
+    assert "line_broken" in proc.stderr
+    for name, n in lengths.items():
+        gltf = glb_json(out / f"{name}.glb")
+        anim = gltf["animations"]
+        assert len(anim) == 1  # only this line's take, not the earlier ones
+        weights = [c for c in anim[0]["channels"] if c["target"]["path"] == "weights"]
+        inp = anim[0]["samplers"][weights[0]["sampler"]]["input"]
+        assert gltf["accessors"][inp]["count"] == n
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (summary["skipped"], summary["exported"], summary["failed"]) == (2, 0, 1)

@@ -1,0 +1,130 @@
+"""`python -m model_runtime batch`: folders, CSV with per-line emotion, a corrupt file among good
+ones, and resuming a batch that was already (partly) done."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from model_runtime import batch
+from model_runtime.errors import EmoteInputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def speech_like(path: Path, seconds: float, seed: int = 0, sr: int = 16000) -> Path:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) * np.sign(np.sin(2 * np.pi * 130 * t)) * 0.3
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), (x + 0.05 * rng.standard_normal(t.size)).astype(np.float32), sr)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    import torch
+
+    from model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
+
+    torch.manual_seed(0)
+    cfg = tiny_config([f"exp{i:03d}" for i in range(6)], identities=("calm", "lively"))
+    return save_checkpoint(build_model(cfg), cfg, tmp_path_factory.mktemp("m") / "tiny")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "model_runtime", "batch", *args],
+                          capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300)
+
+
+def read_report(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_collect_lines_reads_folders_and_csv_with_per_line_settings(tmp_path):
+    speech_like(tmp_path / "lines" / "a.wav", 0.5)
+    speech_like(tmp_path / "lines" / "act2" / "a.wav", 0.5)
+    (tmp_path / "lines" / "notes.txt").write_text("not audio")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("audio,name,emotion,intensity,style,start,end\n"
+                     "lines/a.wav,greeting,happy,0.25,lively,0.1,0.4\n"
+                     "lines/a.wav,,,,,,\n", encoding="utf-8")
+    lines = batch.collect_lines([str(tmp_path / "lines"), str(sheet)], emotion="sad",
+                                intensity=0.5)
+    names = [ln.name for ln in lines]
+    assert names == ["a", "act2__a", "greeting", "a_2"]  # unique: they name the output files
+    g = lines[2]
+    assert (g.emotion, g.intensity, g.style, g.start_s, g.end_s) == ("happy", 0.25, "lively",
+                                                                     0.1, 0.4)
+    assert (lines[3].emotion, lines[3].intensity, lines[3].style) == ("sad", 0.5, None)
+    assert Path(g.audio).is_absolute() and Path(g.audio).is_file()
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,emotion\nx.wav,happy\n", encoding="utf-8")
+    with pytest.raises(EmoteInputError) as err:
+        batch.collect_lines([str(bad)])
+    assert err.value.kind == "bad_request" and "'audio' column" in err.value.message
+    with pytest.raises(EmoteInputError) as err:
+        batch.collect_lines([str(tmp_path / "missing_folder")])
+    assert err.value.kind == "missing_file"
+
+
+def test_batch_skips_corrupt_file_and_resumes(tmp_path, tiny_model):
+    folder = tmp_path / "lines"
+    speech_like(folder / "a.wav", 1.0, seed=1)
+    speech_like(folder / "scene2" / "b.wav", 1.3, seed=2)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + os.urandom(200))
+    sheet = tmp_path / "sheet.csv"
+    with sheet.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["audio", "name", "emotion", "intensity"])
+        w.writerow([str(folder / "a.wav"), "a_happy", "happy", "1.0"])
+        w.writerow([str(folder / "a.wav"), "a_sad", "sad", "1.0"])
+    out = tmp_path / "out"
+    proc = run_cli(str(folder), str(sheet), "--out", str(out), "--model", str(tiny_model),
+                   "--style", "calm", "--jobs", "1", "--fps", "30", "--progress", "jsonl")
+    assert proc.returncode == 3, proc.stderr[-3000:]  # 3: done, but some lines failed
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (summary["lines"], summary["generated"], summary["failed"]) == (5, 4, 1)
+    assert "broken" in proc.stderr  # the failing line is named on stderr
+    rows = {r["name"]: r for r in read_report(out / batch.REPORT_NAME)}
+    assert rows["broken"]["status"] == "error" and rows["broken"]["message"]
+    assert rows["broken"]["kind"] in ("unreadable_file", "unsupported_format", "bad_samples")
+    done = ["a", "scene2__b", "a_happy", "a_sad"]
+    assert all(rows[n]["status"] == "done" for n in done)
+    assert not (out / "broken.npz").exists()
+    results = {n: np.load(out / f"{n}.npz") for n in done}
+    assert results["a"]["exp"].shape == (30, 6) and results["scene2__b"]["exp"].shape == (39, 6)
+    assert float(results["a"]["fps"]) == 30.0
+    # Same audio, other emotion: the per-line emotion from the CSV reached the network.
+    assert np.abs(results["a_happy"]["exp"] - results["a_sad"]["exp"]).max() > 1e-4
+    stamps = {n: (out / f"{n}.npz").stat().st_mtime_ns for n in done}
+
+    # Second run: finished lines are skipped untouched, only the broken one is tried again.
+    proc = run_cli(str(folder), str(sheet), "--out", str(out), "--model", str(tiny_model),
+                   "--style", "calm", "--jobs", "1", "--progress", "jsonl")
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (summary["skipped"], summary["generated"], summary["failed"]) == (4, 0, 1)
+    assert {n: (out / f"{n}.npz").stat().st_mtime_ns for n in done} == stamps
+    assert len(read_report(out / batch.REPORT_NAME)) == 6  # appended, one more row
+
+
+def test_batch_without_default_model_fails_once_in_words(tmp_path):
+    from model_runtime.checkpoints import default_model_dir
+
+    if (default_model_dir() / "config.json").is_file():
+        pytest.skip("the bundled default model is installed")
+    speech_like(tmp_path / "a.wav", 0.5)
+    proc = run_cli(str(tmp_path / "a.wav"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "No default model is installed" in proc.stderr and "Traceback" not in proc.stderr
