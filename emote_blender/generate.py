@@ -59,7 +59,7 @@ def prepare(scene, head_obj, strip, model: str, identity: str) -> Prepared:
     weights, intensity = emotion_curve.sample_emotion(scene, frames, timing.fps)
     request = runtime_client.build_request(
         audio, timing.audio_start_s, timing.audio_end_s, timing.fps, timing.frame_count,
-        model or "default", identity or "default", weights, intensity, emotion_curve.EMOTIONS)
+        model or "default", identity or None, weights, intensity, emotion_curve.EMOTIONS)
     label = f"{strip.name} {emotion_label(weights)}"
     return Prepared(request, timing, head_obj.name, strip.name, label)
 
@@ -90,8 +90,13 @@ def generate_sync(scene, head_obj, strip, model: str, identity: str, python: str
 
 def checkpoint_styles(model: str) -> list[str]:
     """Speaking styles (identities) a checkpoint folder offers, read from its config.json."""
-    cfg = Path(model) / "config.json" if model and model != "default" else None
-    if cfg is None or not cfg.is_file():
+    if not model or model == "default":
+        import model_runtime  # numpy-free import: only the package folder is needed
+
+        cfg = Path(model_runtime.__file__).parent / "default_model" / "config.json"
+    else:
+        cfg = Path(model) / "config.json"
+    if not cfg.is_file():
         return []
     try:
         data = json.loads(cfg.read_text("utf-8"))

@@ -85,7 +85,7 @@ def build_request(audio: str | Path, audio_start_s: float, audio_end_s: float | 
         "fps": float(fps),
         "frame_count": int(frame_count),
         "model": str(model),
-        "identity": str(identity),
+        "identity": str(identity) if identity else None,
         "emotion": {"names": list(emotion_names), "weights": np.round(w, 6).tolist()},
         "intensity": np.round(i, 6).tolist(),
     }
