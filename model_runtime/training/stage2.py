@@ -1,0 +1,94 @@
+"""Stage 2: vertex + lip-reading + emotion losses with EMOTE's content-emotion exchange.
+
+Each batch is duplicated; the copy gets the emotion and intensity of another sequence of the
+batch (same audio, same identity). The vertex loss sees only the original half; the copy's
+lip-reading features must match the original reference's (content kept under another emotion),
+and its emotion features must match those of the sequence whose condition it borrowed. The
+original half also gets both perceptual losses against its own reference. The FLINT decoder
+stays frozen (BatchNorm in eval mode) as the output layer.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from model_runtime.training.loop import run_stage
+from model_runtime.training.losses import cosine_distance, vertex_mse
+from model_runtime.training.stage1 import predict_vertices, trainable
+from model_runtime.training.validation import lip_sync_proxy
+
+EMOTION_AND_INTENSITY = 8 + 3  # leading condition columns the exchange swaps
+
+
+def derangement(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random permutation of range(n) with no fixed points (identity when n == 1)."""
+    if n == 1:
+        return torch.zeros(1, dtype=torch.long)
+    order = torch.randperm(n, generator=generator)
+    shift = int(torch.randint(1, n, (1,), generator=generator))
+    perm = torch.empty(n, dtype=torch.long)
+    perm[order] = order.roll(shift)
+    return perm
+
+
+def exchange_conditions(cond: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Copy of cond (B, T, C) whose emotion+intensity columns come from sequence perm[i]."""
+    out = cond.clone()
+    out[..., :EMOTION_AND_INTENSITY] = cond[perm][..., :EMOTION_AND_INTENSITY]
+    return out
+
+
+def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Tensor,
+                  weights: dict) -> tuple[torch.Tensor, dict]:
+    """The weighted stage-2 loss of one batch and its parts."""
+    B = b["cond"].shape[0]
+    cond2 = torch.cat([b["cond"], exchange_conditions(b["cond"], perm)], 0)
+    b2 = {"feat": torch.cat([b["feat"], b["feat"]], 0), "cond": cond2}
+    pred = predict_vertices(model, views, b2)  # (2B, T, V, 3)
+    mask, mask2 = b["mask"], torch.cat([b["mask"], b["mask"]], 0)
+    with torch.no_grad():
+        ref = views(b["exp"], b["jaw"])
+        lip_ref = lip_reader.features(views.mouth(ref))
+        emo_ref = emotion_clf.features(views.emotion(ref), mask)
+    vert = vertex_mse(views.face(pred[:B]), views.face(ref), mask)
+    lip_pred = lip_reader.features(views.mouth(pred))
+    lip = cosine_distance(lip_pred, torch.cat([lip_ref, lip_ref], 0), mask2)
+    emo_pred = emotion_clf.features(views.emotion(pred), mask2)
+    emo = cosine_distance(emo_pred, torch.cat([emo_ref, emo_ref[perm]], 0))
+    lip_copy = cosine_distance(lip_pred[B:], lip_ref, mask)
+    emo_copy = cosine_distance(emo_pred[B:], emo_ref[perm])
+    loss = weights["vertex"] * vert + weights["lip"] * lip + weights["emotion"] * emo
+    return loss, {"vertex_mm2": vert.item(), "lip": lip.item(), "emotion": emo.item(),
+                  "lip_copy": lip_copy.item(), "emotion_copy": emo_copy.item()}
+
+
+DEFAULT_WEIGHTS = {"vertex": 1.0, "lip": 2.0, "emotion": 1.0}
+
+
+def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, work, steps: int,
+                 batch: int = 16, lr: float = 2e-4, weights: dict | None = None,
+                 budget_s: float = float("inf"), device: str = "cpu", seed: int = 0,
+                 log=print, **loop_kw):
+    """Fine-tune the stage-1 model with the EMOTE stage-2 losses; perceptual nets stay frozen."""
+    w = {**DEFAULT_WEIGHTS, **(weights or {})}
+    params = trainable(model)
+    for net in (lip_reader, emotion_clf):
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+
+    def step(i):
+        b = sampler.sample(batch, device)
+        perm = derangement(b["cond"].shape[0], gen).to(device)
+        return stage2_losses(model, views, lip_reader, emotion_clf, b, perm, w)
+
+    def val():
+        vb = val_sampler.sample(batch, device)
+        _, parts = stage2_losses(model, views, lip_reader, emotion_clf, vb,
+                                 derangement(batch, torch.Generator().manual_seed(1)).to(device), w)
+        parts.update(lip_sync_proxy(model, views, val_sampler.c, val_sampler.idx, device))
+        return parts
+
+    return run_stage("stage2", work, {"model": model}, params, step, steps, lr, budget_s,
+                     val_fn=val if val_sampler else None, samplers=(sampler,), log=log, **loop_kw)
