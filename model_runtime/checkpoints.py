@@ -23,8 +23,10 @@ INTENSITY_LEVELS = 3
 
 
 def default_model_dir() -> Path:
-    """Where the bundled model lives: model_runtime/default_model/."""
-    return Path(__file__).resolve().parent / "default_model"
+    """Where the bundled model lives: model_runtime/default_model/, or $EMOTE_DEFAULT_MODEL_DIR
+    (a pipeline can point "default" at its own checkpoint folder)."""
+    override = os.environ.get("EMOTE_DEFAULT_MODEL_DIR")
+    return Path(override) if override else Path(__file__).resolve().parent / "default_model"
 
 
 def default_arch(output_dim: int, n_identities: int) -> dict:

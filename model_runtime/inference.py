@@ -34,6 +34,15 @@ _MODEL_CACHE: dict[str, tuple[torch.nn.Module, dict, str, tuple]] = {}
 MAX_CACHED_MODELS = 2
 
 
+WHOLE_CLIP_NORMALISATION = "whole_clip_zero_mean_unit_variance"
+
+
+def needs_normalised_audio(config: dict) -> bool:
+    """Whether the model expects the whole clip at zero mean and unit variance (as in training)."""
+    return (_audio_encoder(config) == "wav2vec2"
+            or config.get("audio_normalisation") == WHOLE_CLIP_NORMALISATION)
+
+
 def predict(
     model: torch.nn.Module,
     config: dict,
@@ -45,8 +54,9 @@ def predict(
 ) -> np.ndarray:
     """Run `model` over the clip in overlapping windows; returns (T, D) float32, T = condition rows.
 
-    Wav2vec2 models get the whole clip normalised first (zero mean, unit variance); log-mel
-    models get the raw waveform. Threads are the caller's business (torch.set_num_threads).
+    Wav2vec2 models, and models whose config says `audio_normalisation:
+    whole_clip_zero_mean_unit_variance` (ours are trained so), get the whole clip normalised first
+    (zero mean, unit variance); other log-mel models get the raw waveform. Threads are the caller's business (torch.set_num_threads).
     """
     audio = np.asarray(audio16k, dtype=np.float32).reshape(-1)
     cond = np.asarray(condition, dtype=np.float32)
@@ -55,7 +65,7 @@ def predict(
     if n_frames < 1 or audio.shape[0] < n_frames * hop_samples:
         raise ValueError(f"{n_frames} condition rows need at least {n_frames * hop_samples} "
                          f"samples, got {audio.shape[0]}")
-    if _audio_encoder(config) == "wav2vec2":
+    if needs_normalised_audio(config):
         audio = normalise_audio(audio)
     starts = window_starts(n_frames, window_frames, overlap_frames)
     device = _model_device(model)

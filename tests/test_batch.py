@@ -119,11 +119,8 @@ def test_batch_skips_corrupt_file_and_resumes(tmp_path, tiny_model):
     assert len(read_report(out / batch.REPORT_NAME)) == 6  # appended, one more row
 
 
-def test_batch_without_default_model_fails_once_in_words(tmp_path):
-    from model_runtime.checkpoints import default_model_dir
-
-    if (default_model_dir() / "config.json").is_file():
-        pytest.skip("the bundled default model is installed")
+def test_batch_without_default_model_fails_once_in_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTE_DEFAULT_MODEL_DIR", str(tmp_path / "no_model"))
     speech_like(tmp_path / "a.wav", 0.5)
     proc = run_cli(str(tmp_path / "a.wav"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2

@@ -13,7 +13,6 @@ import pytest
 import soundfile as sf
 
 from model_runtime import cli
-from model_runtime.checkpoints import default_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP_NAMES = [f"exp{i}" for i in range(4)]
@@ -137,9 +136,8 @@ def test_request_file_problems_and_usage(tmp_path, capsys):
     assert code == 2 and "gleeful" in err and "contempt" in err
 
 
-def test_default_model_missing_people_form(assets, tmp_path, capsys):
-    if (default_model_dir() / "config.json").exists():
-        pytest.skip("a default model is installed, so its absence cannot be tested")
+def test_default_model_missing_people_form(assets, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EMOTE_DEFAULT_MODEL_DIR", str(tmp_path / "no_model"))
     out = tmp_path / "r.npz"
     assert cli.main(["generate", str(assets / "line.wav"), "-o", str(out)]) == 2
     assert "error (no_default_model)" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from model_runtime import inference
-from model_runtime.checkpoints import build_model, default_model_dir, save_checkpoint, tiny_config
+from model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
 from model_runtime.conditions import build_condition_track
 from model_runtime.errors import EmoteInputError
 from model_runtime.inference import (
@@ -98,7 +98,7 @@ def test_windowed_prediction_matches_a_single_pass_for_a_local_model():
     assert max(model.calls) <= 128 + 7 and len(model.calls) > 5
 
 
-def test_wav2vec2_models_get_the_whole_clip_normalised():
+def test_wav2vec2_and_normalising_models_get_the_whole_clip_normalised():
     rng = np.random.default_rng(2)
     n = 300
     audio = (3.0 + 0.5 * rng.standard_normal(n * 640)).astype(np.float32)
@@ -111,6 +111,9 @@ def test_wav2vec2_models_get_the_whole_clip_normalised():
     config["architecture"]["audio_encoder"] = "logmel"  # log-mel models get the raw waveform
     y = predict(FrameMeanModel(1), config, audio, _condition(n))
     np.testing.assert_allclose(y[:, 0], audio.reshape(n, 640).mean(1), atol=1e-5)
+    config["audio_normalisation"] = "whole_clip_zero_mean_unit_variance"  # ...unless trained so
+    y = predict(FrameMeanModel(1), config, audio, _condition(n))
+    np.testing.assert_allclose(y[:, 0], norm.reshape(n, 640).mean(1), atol=1e-4)
 
 
 def test_seams_are_invisible_with_a_random_network():
@@ -275,9 +278,8 @@ def test_frame_count_within_one_frame_is_accepted(tmp_path, tiny_ckpt, ramp_wav)
         assert d["exp"].shape[0] == 51
 
 
-def test_default_model_missing_is_a_clear_error(tmp_path, ramp_wav):
-    if (default_model_dir() / "config.json").exists():
-        pytest.skip("a default model is installed, so its absence cannot be tested")
+def test_default_model_missing_is_a_clear_error(tmp_path, ramp_wav, monkeypatch):
+    monkeypatch.setenv("EMOTE_DEFAULT_MODEL_DIR", str(tmp_path / "no_model"))
     with pytest.raises(EmoteInputError) as info:
         run_request(_request(ramp_wav), tmp_path / "r.npz")
     assert info.value.kind == "no_default_model"

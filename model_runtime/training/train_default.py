@@ -37,7 +37,7 @@ BATCH = {"flint": 32, "stage1": 16, "lip_reader": 32, "emotion_classifier": 32, 
 LR = {"flint": 1e-3, "stage1": 5e-4, "lip_reader": 1e-3, "emotion_classifier": 1e-3,
       "stage2": 2e-4}
 WINDOW = 64
-AUDIO_NORMALISATION = "whole_clip_zero_mean_unit_variance"
+from model_runtime.inference import WHOLE_CLIP_NORMALISATION as AUDIO_NORMALISATION  # noqa: E402
 FLINT_WINDOW = 32
 # --smoke: a tiny architecture, batches and loss regions to check the whole pipeline in seconds.
 SMOKE_ARCH = {"n_mels": 32, "logmel_channels": 32, "logmel_dilations": [1, 2], "seq_dim": 32,

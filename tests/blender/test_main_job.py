@@ -131,11 +131,8 @@ def test_main_job_reports_bad_input_in_words(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_main_job_without_default_model_says_so(tmp_path):
-    from model_runtime.checkpoints import default_model_dir
-
-    if (default_model_dir() / "config.json").is_file():
-        pytest.skip("the bundled default model is installed")
+def test_main_job_without_default_model_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTE_DEFAULT_MODEL_DIR", str(tmp_path / "no_model"))
     proc = run_main_job("--out", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert "No default model is installed" in proc.stderr
