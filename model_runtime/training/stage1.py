@@ -5,8 +5,11 @@ from __future__ import annotations
 import torch
 
 from model_runtime.training.loop import run_stage
-from model_runtime.training.losses import vertex_mse
+from model_runtime.training.losses import lip_gap_loss, vertex_mse
 from model_runtime.training.validation import lip_sync_proxy
+
+
+GAP_WEIGHT = 0.5  # lip-gap L1 (mm) next to the vertex MSE (mm^2)
 
 
 def trainable(model) -> list:
@@ -26,15 +29,20 @@ def predict_vertices(model, views, b: dict, cond: torch.Tensor | None = None):
 
 def train_stage1(model, views, sampler, val_sampler, work, steps: int, batch: int = 16,
                  lr: float = 5e-4, budget_s: float = float("inf"), device: str = "cpu",
-                 name: str = "stage1", log=print, **loop_kw):
-    """Vertex MSE (mm^2, face region) against the teacher; val: loss and the lip-sync proxy."""
+                 name: str = "stage1", gap_weight: float = GAP_WEIGHT, log=print, **loop_kw):
+    """Vertex MSE (mm^2, face region) plus the lip-gap term against the teacher; val: loss and
+    the lip-sync proxy."""
     params = trainable(model)
 
     def batch_loss(b):
-        pred = views.face(predict_vertices(model, views, b))
+        pred = predict_vertices(model, views, b)
         with torch.no_grad():
-            ref = views.face(views(b["exp"], b["jaw"]))
-        return vertex_mse(pred, ref, b["mask"])
+            ref = views(b["exp"], b["jaw"])
+        loss = vertex_mse(views.face(pred), views.face(ref), b["mask"])
+        if gap_weight:
+            loss = loss + gap_weight * lip_gap_loss(views.lip_gap_mm(pred), views.lip_gap_mm(ref),
+                                                    b["mask"])
+        return loss
 
     def step(_):
         loss = batch_loss(sampler.sample(batch, device))

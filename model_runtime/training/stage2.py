@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from model_runtime.training.loop import run_stage
-from model_runtime.training.losses import cosine_distance, vertex_mse
+from model_runtime.training.losses import cosine_distance, lip_gap_loss, vertex_mse
 from model_runtime.training.stage1 import predict_vertices, trainable
 from model_runtime.training.validation import lip_sync_proxy
 
@@ -51,18 +51,23 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
         lip_ref = lip_reader.features(views.mouth(ref))
         emo_ref = emotion_clf.features(views.emotion(ref), mask)
     vert = vertex_mse(views.face(pred[:B]), views.face(ref), mask)
+    # the copy keeps the original's lip gap: content (seals, openings) survives the new emotion
+    gap_ref = views.lip_gap_mm(ref)
+    gap = lip_gap_loss(views.lip_gap_mm(pred), torch.cat([gap_ref, gap_ref], 0), mask2)
     lip_pred = lip_reader.features(views.mouth(pred))
     lip = cosine_distance(lip_pred, torch.cat([lip_ref, lip_ref], 0), mask2)
     emo_pred = emotion_clf.features(views.emotion(pred), mask2)
     emo = cosine_distance(emo_pred, torch.cat([emo_ref, emo_ref[perm]], 0))
     lip_copy = cosine_distance(lip_pred[B:], lip_ref, mask)
     emo_copy = cosine_distance(emo_pred[B:], emo_ref[perm])
-    loss = weights["vertex"] * vert + weights["lip"] * lip + weights["emotion"] * emo
+    loss = (weights["vertex"] * vert + weights["lip"] * lip + weights["emotion"] * emo
+            + weights.get("gap", 0.0) * gap)
     return loss, {"vertex_mm2": vert.item(), "lip": lip.item(), "emotion": emo.item(),
+                  "gap_mm": gap.item(),
                   "lip_copy": lip_copy.item(), "emotion_copy": emo_copy.item()}
 
 
-DEFAULT_WEIGHTS = {"vertex": 1.0, "lip": 2.0, "emotion": 1.0}
+DEFAULT_WEIGHTS = {"vertex": 1.0, "lip": 2.0, "emotion": 1.0, "gap": 0.5}
 
 
 def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, work, steps: int,

@@ -76,6 +76,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--head", default=None, help="head-model .npz (default: the open head)")
     p.add_argument("--lip-weight", type=float, default=None, help="stage-2 lip-reading loss weight")
     p.add_argument("--emotion-weight", type=float, default=None, help="stage-2 emotion loss weight")
+    p.add_argument("--gap-weight", type=float, default=None, help="lip-gap loss weight (stages 1, 2)")
+    p.add_argument("--init-from", default=None,
+                   help="checkpoint folder to fine-tune: skips FLINT and stage 1 and continues "
+                        "with the lip reader, the emotion classifier and stage 2 from its weights")
     p.add_argument("--smoke", action="store_true",
                    help="tiny architecture and batches (pipeline check, not a usable model)")
     p.add_argument("--log-every", type=int, default=20, help="progress line every N steps")
@@ -181,7 +185,7 @@ def main(argv=None) -> int:
     from model_runtime.training.head_views import HeadViews
     from model_runtime.training.lip_reader import LipReader, train_lip_reader
     from model_runtime.training.model_card import write_model_card
-    from model_runtime.training.stage1 import train_stage1
+    from model_runtime.training.stage1 import GAP_WEIGHT, train_stage1
     from model_runtime.training.stage2 import DEFAULT_WEIGHTS, train_stage2
 
     t0 = time.time()
@@ -225,8 +229,12 @@ def main(argv=None) -> int:
         weights["lip"] = args.lip_weight
     if args.emotion_weight is not None:
         weights["emotion"] = args.emotion_weight
+    if args.gap_weight is not None:
+        weights["gap"] = args.gap_weight
     budget = max(60.0, args.minutes_budget * 60 - (time.time() - t0))
-    b_s = {k: v * budget for k, v in TIME_SHARE.items()}
+    shares = {k: v for k, v in TIME_SHARE.items()
+              if not (args.init_from and k in ("flint", "stage1"))}  # a fine-tune skips those two
+    b_s = {k: v / sum(shares.values()) * budget for k, v in shares.items()}
 
     def samplers(window, seed):
         return (WindowSampler(cache, tr, window, seed=seed),
@@ -235,20 +243,32 @@ def main(argv=None) -> int:
     views = (HeadViews(head, 300, 32, 100) if args.smoke else HeadViews(head)).to(device)
     results = {}
 
-    torch.manual_seed(args.seed)
-    vae = FlintVAE({**arch}).to(device)
-    s, v = samplers(FLINT_WINDOW, args.seed + 1)
-    results["flint"] = train_flint(vae, views, s, v, work, steps["flint"], batch["flint"],
-                                   LR["flint"], budget_s=b_s["flint"], device=device, log=log,
-                                   log_every=args.log_every)
+    init_provenance = None
+    if args.init_from:
+        from model_runtime.checkpoints import load_checkpoint
 
-    torch.manual_seed(args.seed + 2)
-    model = TalkingHead(arch, zero_init=True).to(device)
-    model.flint.load_state_dict(vae.motion_decoder.state_dict())
-    s, v = samplers(WINDOW, args.seed + 2)
-    results["stage1"] = train_stage1(model, views, s, v, work, steps["stage1"], batch["stage1"],
-                                     LR["stage1"], budget_s=b_s["stage1"], device=device, log=log,
-                                     log_every=args.log_every)
+        init_model, init_cfg = load_checkpoint(args.init_from)
+        if init_cfg["architecture"] != arch:
+            raise SystemExit(f"{args.init_from} has another architecture than this command builds")
+        model = TalkingHead(arch).to(device)
+        model.load_state_dict(init_model.state_dict())
+        init_provenance = init_cfg.get("provenance", {})
+        log(f"[train] fine-tuning {args.init_from}: FLINT and stage 1 come from it")
+    else:
+        torch.manual_seed(args.seed)
+        vae = FlintVAE({**arch}).to(device)
+        s, v = samplers(FLINT_WINDOW, args.seed + 1)
+        results["flint"] = train_flint(vae, views, s, v, work, steps["flint"], batch["flint"],
+                                       LR["flint"], budget_s=b_s["flint"], device=device, log=log,
+                                       log_every=args.log_every)
+
+        torch.manual_seed(args.seed + 2)
+        model = TalkingHead(arch, zero_init=True).to(device)
+        model.flint.load_state_dict(vae.motion_decoder.state_dict())
+        s, v = samplers(WINDOW, args.seed + 2)
+        results["stage1"] = train_stage1(model, views, s, v, work, steps["stage1"], batch["stage1"],
+                                         LR["stage1"], budget_s=b_s["stage1"], device=device, log=log,
+                                         log_every=args.log_every)
 
     def provenance(stage_names):
         res = {k: results[k] for k in stage_names if k in results}
@@ -270,6 +290,9 @@ def main(argv=None) -> int:
             "window_frames": WINDOW,
             "loss_weights_stage2": weights, "flint_kl_weight": 1e-3,
             "cache_variants": cache.variants, "metrics": final,
+            "gap_weight_stage1": GAP_WEIGHT,
+            **({"init_from": {"folder": str(args.init_from), "provenance": init_provenance}}
+               if init_provenance is not None else {}),
         }
 
     def ship(folder, stage_names):
@@ -282,8 +305,9 @@ def main(argv=None) -> int:
         model.to(device)
         return config
 
-    ship(work / "stage1_model", ["flint", "stage1"])
-    log(f"[train] stage-1 model saved to {work / 'stage1_model'}")
+    if not args.init_from:
+        ship(work / "stage1_model", ["flint", "stage1"])
+        log(f"[train] stage-1 model saved to {work / 'stage1_model'}")
     if args.stage1_only:
         config = ship(Path(args.out), ["flint", "stage1"])
         write_model_card(Path(args.out), config)
@@ -311,7 +335,7 @@ def main(argv=None) -> int:
                                      batch["stage2"], LR["stage2"], weights=weights,
                                      budget_s=b_s["stage2"],
                                      device=device, seed=args.seed, log=log,
-                                     log_every=args.log_every)
+                                         log_every=args.log_every)
     config = ship(Path(args.out), list(results))
     write_model_card(Path(args.out), config)
     log(f"[train] done in {(time.time() - t0) / 60:.1f} min -> {args.out}")
