@@ -15,6 +15,13 @@ import pytest
 
 from tests.blender.conftest import ROOT, bpy, run_runtime_py, write_wav
 
+# The PyPI bpy 4.2 wheel is built without Audaspace and cannot create sound strips; the jobs
+# need them, so on that wheel they are covered by the bpy 5.0.1 run of this file instead.
+needs_sound_strips = pytest.mark.skipif(
+    not bpy.app.build_options.audaspace,
+    reason="this bpy build has no Audaspace (PyPI bpy 4.2 wheel): sound strips cannot be made; "
+           "the jobs are tested on bpy 5.0.1")
+
 pytestmark = pytest.mark.blender
 FPS = 25
 
@@ -50,6 +57,7 @@ def glb_json(path: Path) -> dict:
     return json.loads(data[20:20 + n])
 
 
+@needs_sound_strips
 def test_main_job_writes_every_output(tmp_path, open_head_checkpoint):
     seconds = 1.6
     wav = write_wav(tmp_path / "hello line.wav", seconds, seed=3)
@@ -166,6 +174,7 @@ def test_second_generate_reuses_warm_runtime(fresh, open_head_checkpoint, tmp_pa
     assert len(head.emote_takes) == 2
 
 
+@needs_sound_strips
 def test_batch_job_exports_one_gltf_per_result_and_resumes(tmp_path):
     from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
 
