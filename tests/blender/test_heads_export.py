@@ -130,3 +130,18 @@ def validate_gltf(path: Path) -> dict:
                           env=dict(os.environ, NODE_PATH=str(Path(module_dir) / "node_modules")))
     assert proc.returncode in (0, 1), proc.stderr
     return json.loads(proc.stdout)
+
+
+def test_add_default_head_builds_the_open_head(fresh):
+    """The panel's 'Add default head' builds the bundled open head: ARKit shape keys and a jaw."""
+    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+
+    assert bpy.ops.emote.add_default_head.poll()
+    assert bpy.ops.emote.add_default_head() == {"FINISHED"}
+    head = bpy.context.scene.emote.head
+    assert head is not None and head["emote_head_id"] == "open_head_v1"
+    keys = [k.name for k in head.data.shape_keys.key_blocks]
+    assert set(OPEN_HEAD_CHANNELS) <= set(keys)
+    rig = head.parent
+    assert rig is not None and rig.type == "ARMATURE" and "jaw" in rig.data.bones
+    assert 4000 <= len(head.data.vertices) <= 12000
