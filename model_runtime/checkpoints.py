@@ -129,11 +129,14 @@ def save_checkpoint(model, config: dict, folder) -> Path:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a shipped model folder is readable by all
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
             json.dump(config, f, indent=1)
+        for written in (tmp / WEIGHTS_NAME, tmp / CONFIG_NAME):
+            written.chmod(0o644)
         old = None
         if folder.exists():
             old = folder.parent / f".{folder.name}.old.{os.getpid()}"
