@@ -44,7 +44,7 @@ def train_emotion_classifier(clf: EmotionClassifier, views, sampler, val_sampler
                              budget_s: float = float("inf"), device: str = "cpu", log=print,
                              **loop_kw):
     """Soft cross-entropy against each window's mean emotion weights; returns the StageResult."""
-    from model_runtime.training.loop import run_stage
+    from model_runtime.training.loop import classifier_step_and_val, run_stage
     from model_runtime.training.losses import soft_cross_entropy
 
     def batch_loss(b):
@@ -55,14 +55,8 @@ def train_emotion_classifier(clf: EmotionClassifier, views, sampler, val_sampler
         acc = (logits.argmax(-1) == target.argmax(-1)).float().mean()
         return soft_cross_entropy(logits, target), acc
 
-    def step(_):
-        ce, acc = batch_loss(sampler.sample(batch, device))
-        return ce, {"ce": ce.item(), "acc": acc.item()}
-
-    def val():
-        vals = [batch_loss(val_sampler.sample(batch, device)) for _ in range(4)]
-        return {"ce": float(sum(v[0] for v in vals) / 4), "acc": float(sum(v[1] for v in vals) / 4)}
+    step, val = classifier_step_and_val(batch_loss, sampler, val_sampler, batch, device)
 
     return run_stage("emotion_classifier", work, {"emotion_classifier": clf},
                      list(clf.parameters()), step, steps, lr, budget_s,
-                     val_fn=val if val_sampler else None, samplers=(sampler,), log=log, **loop_kw)
+                     val_fn=val, samplers=(sampler,), log=log, **loop_kw)

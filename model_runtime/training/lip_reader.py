@@ -39,7 +39,7 @@ def train_lip_reader(reader: LipReader, views, sampler, val_sampler, work, steps
                      batch: int = 32, lr: float = 1e-3, budget_s: float = float("inf"),
                      device: str = "cpu", log=print, **loop_kw):
     """Cross-entropy on per-frame phone classes of teacher animations; returns the StageResult."""
-    from model_runtime.training.loop import run_stage
+    from model_runtime.training.loop import classifier_step_and_val, run_stage
     from model_runtime.training.losses import masked_mean
 
     def batch_loss(b):
@@ -51,14 +51,8 @@ def train_lip_reader(reader: LipReader, views, sampler, val_sampler, work, steps
         acc = (logits.argmax(-1) == b["phones"]).float()
         return masked_mean(ce, b["mask"]), masked_mean(acc, b["mask"])
 
-    def step(_):
-        ce, acc = batch_loss(sampler.sample(batch, device))
-        return ce, {"ce": ce.item(), "acc": acc.item()}
-
-    def val():
-        vals = [batch_loss(val_sampler.sample(batch, device)) for _ in range(4)]
-        return {"ce": float(sum(v[0] for v in vals) / 4), "acc": float(sum(v[1] for v in vals) / 4)}
+    step, val = classifier_step_and_val(batch_loss, sampler, val_sampler, batch, device)
 
     return run_stage("lip_reader", work, {"lip_reader": reader}, list(reader.parameters()), step,
-                     steps, lr, budget_s, val_fn=val if val_sampler else None,
+                     steps, lr, budget_s, val_fn=val,
                      samplers=(sampler,), log=log, **loop_kw)

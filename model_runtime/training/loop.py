@@ -128,3 +128,19 @@ def run_stage(name: str, work: str | Path, modules: dict[str, torch.nn.Module],
     save(True)
     log(f"[{name}] done: {step} steps in {elapsed / 60:.1f} min")
     return StageResult(name, step, elapsed, history)
+
+
+def classifier_step_and_val(batch_loss, sampler, val_sampler, batch: int, device: str,
+                            val_batches: int = 4):
+    """Step and validation functions of a classifier stage whose `batch_loss(b)` gives (ce, acc)."""
+
+    def step(_):
+        ce, acc = batch_loss(sampler.sample(batch, device))
+        return ce, {"ce": ce.item(), "acc": acc.item()}
+
+    def val():
+        vals = [batch_loss(val_sampler.sample(batch, device)) for _ in range(val_batches)]
+        return {"ce": float(sum(v[0] for v in vals) / val_batches),
+                "acc": float(sum(v[1] for v in vals) / val_batches)}
+
+    return step, (val if val_sampler else None)
