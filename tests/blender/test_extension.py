@@ -188,3 +188,16 @@ def test_second_take_cancel_bad_audio_and_reload(fresh, flame_pkl, tiny_checkpoi
 def runtime_client_python():
     import os
     return os.environ["EMOTE_RUNTIME_PYTHON"]
+
+
+def test_manifest_validates_with_blenders_own_tool():
+    """blender_manifest.toml passes Blender's extension validator (the same check the build runs)."""
+    import subprocess
+    import sys
+
+    from tests.blender.conftest import ROOT, blender_ext_script
+
+    proc = subprocess.run([sys.executable, str(blender_ext_script()), "validate", str(ROOT)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Success" in proc.stdout
