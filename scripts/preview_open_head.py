@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model_runtime.heads import open_head  # noqa: E402
+from emote_blender.preview import contact_sheet  # noqa: E402
 from model_runtime.heads.head_model import evaluate, load_head  # noqa: E402
 
 VISEMES = ("rest", "AA_open", "OO_rounded", "EE_spread", "MBP_closed", "FV")
@@ -101,31 +102,6 @@ def render(scene, path: Path) -> None:
     bpy.ops.render.render(write_still=True)
 
 
-def contact_sheet(paths: list[Path], labels: list[str], cols: int, out: Path) -> None:
-    """Tile the rendered PNGs into one image (read and written with bpy's image API)."""
-    import bpy
-
-    tiles = []
-    for p in paths:
-        img = bpy.data.images.load(str(p))
-        w, h = img.size
-        tiles.append(np.array(img.pixels[:], dtype=np.float32).reshape(h, w, 4))
-        bpy.data.images.remove(img)
-    h, w = tiles[0].shape[:2]
-    rows = math.ceil(len(tiles) / cols)
-    sheet = np.ones((rows * h, cols * w, 4), dtype=np.float32)
-    for k, t in enumerate(tiles):
-        r, c = divmod(k, cols)
-        # bpy pixels start at the bottom row
-        sheet[(rows - 1 - r) * h:(rows - r) * h, c * w:(c + 1) * w] = t
-    img = bpy.data.images.new("sheet", cols * w, rows * h, alpha=True)
-    img.pixels.foreach_set(sheet.ravel())
-    img.filepath_raw = str(out)
-    img.file_format = "PNG"
-    img.save()
-    (out.with_suffix(".txt")).write_text("\n".join(labels) + "\n")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="out/head_preview")
@@ -154,7 +130,8 @@ def main(argv=None) -> int:
         render(scene, path)
         paths.append(path)
         labels.append(f"{pose} ({view})")
-    contact_sheet(paths, labels, 6, out / "contact_sheet.png")
+    contact_sheet(paths, out / "contact_sheet.png", max_tiles=len(paths), cols=6)
+    (out / "contact_sheet.txt").write_text("\n".join(labels) + "\n")
     print(f"wrote {len(paths)} renders and {out / 'contact_sheet.png'}")
     return 0
 
