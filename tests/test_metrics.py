@@ -92,3 +92,27 @@ def test_signals_from_landmark_vertices():
     v[:, 2, 0], v[:, 3, 0] = 0.025, -0.025
     g, w = M.signals_from_vertices(v, H())
     assert g == pytest.approx([5.0, 12.0]) and w == pytest.approx([50.0, 50.0])
+
+
+def test_training_lip_signals_match_the_metric_on_the_open_head():
+    """The stage-2 lip-gap and mouth-width losses look at the same signals the metric scores."""
+    import torch
+
+    from model_runtime.heads.head_model import load_head
+    from model_runtime.heads.open_head import default_head_path
+    from model_runtime.training.head_views import HeadViews
+    from model_runtime.training.losses import mouth_width_loss
+
+    head = load_head(default_head_path())
+    views = HeadViews(head, face_max=200, mouth_count=16, emotion_count=20)
+    rng = np.random.default_rng(3)
+    exp = rng.uniform(0, 1, (1, 6, head.exp_dirs.shape[-1])).astype(np.float32)
+    jaw = np.zeros((1, 6, 3), np.float32)
+    jaw[..., 0] = np.linspace(0, 0.3, 6)
+    g_ref, w_ref = M.lip_signals(head, exp[0], jaw[0])
+    v = views(torch.from_numpy(exp), torch.from_numpy(jaw))
+    assert views.lip_gap_mm(v)[0].numpy() == pytest.approx(g_ref, abs=1e-3)
+    w = views.mouth_width_mm(v)
+    assert w[0].numpy() == pytest.approx(w_ref, abs=1e-3)
+    assert float(mouth_width_loss(w, w)) == 0.0
+    assert float(mouth_width_loss(w + 2.0, w)) == pytest.approx(2.0)

@@ -48,3 +48,8 @@ class HeadViews(torch.nn.Module):
         """Inner lip gap (...,) in mm (landmarks lip_upper_inner, lip_lower_inner)."""
         lips = v.index_select(-2, self.i_lips)
         return (lips[..., 0, :] - lips[..., 1, :]).norm(dim=-1) * 1000.0
+
+    def mouth_width_mm(self, v: torch.Tensor) -> torch.Tensor:
+        """Mouth width (...,) in mm (landmarks mouth_corner_left, mouth_corner_right)."""
+        lips = v.index_select(-2, self.i_lips)
+        return (lips[..., 2, :] - lips[..., 3, :]).norm(dim=-1) * 1000.0

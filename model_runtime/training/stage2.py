@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from model_runtime.training.loop import run_stage
-from model_runtime.training.losses import cosine_distance, lip_gap_loss, vertex_mse
+from model_runtime.training.losses import (cosine_distance, lip_gap_loss, mouth_width_loss,
+                                          vertex_mse)
 from model_runtime.training.stage1 import predict_vertices, trainable
 from model_runtime.training.validation import lip_sync_proxy
 
@@ -54,6 +55,8 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
     # the copy keeps the original's lip gap: content (seals, openings) survives the new emotion
     gap_ref = views.lip_gap_mm(ref)
     gap = lip_gap_loss(views.lip_gap_mm(pred), torch.cat([gap_ref, gap_ref], 0), mask2)
+    # mouth width on the original half only: a new emotion may widen (smile) or narrow the mouth
+    width = mouth_width_loss(views.mouth_width_mm(pred[:B]), views.mouth_width_mm(ref), mask)
     lip_pred = lip_reader.features(views.mouth(pred))
     lip = cosine_distance(lip_pred, torch.cat([lip_ref, lip_ref], 0), mask2)
     emo_pred = emotion_clf.features(views.emotion(pred), mask2)
@@ -61,13 +64,13 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
     lip_copy = cosine_distance(lip_pred[B:], lip_ref, mask)
     emo_copy = cosine_distance(emo_pred[B:], emo_ref[perm])
     loss = (weights["vertex"] * vert + weights["lip"] * lip + weights["emotion"] * emo
-            + weights.get("gap", 0.0) * gap)
+            + weights.get("gap", 0.0) * gap + weights.get("width", 0.0) * width)
     return loss, {"vertex_mm2": vert.item(), "lip": lip.item(), "emotion": emo.item(),
-                  "gap_mm": gap.item(),
+                  "gap_mm": gap.item(), "width_mm": width.item(),
                   "lip_copy": lip_copy.item(), "emotion_copy": emo_copy.item()}
 
 
-DEFAULT_WEIGHTS = {"vertex": 1.0, "lip": 2.0, "emotion": 1.0, "gap": 0.5}
+DEFAULT_WEIGHTS = {"vertex": 1.0, "lip": 2.0, "emotion": 1.0, "gap": 0.5, "width": 0.0}
 
 
 def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, work, steps: int,

@@ -77,6 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lip-weight", type=float, default=None, help="stage-2 lip-reading loss weight")
     p.add_argument("--emotion-weight", type=float, default=None, help="stage-2 emotion loss weight")
     p.add_argument("--gap-weight", type=float, default=None, help="lip-gap loss weight (stages 1, 2)")
+    p.add_argument("--width-weight", type=float, default=None,
+                   help="stage-2 mouth-width loss weight (0 unless given)")
     p.add_argument("--init-from", default=None,
                    help="checkpoint folder to fine-tune: skips FLINT and stage 1 and continues "
                         "with the lip reader, the emotion classifier and stage 2 from its weights")
@@ -231,6 +233,8 @@ def main(argv=None) -> int:
         weights["emotion"] = args.emotion_weight
     if args.gap_weight is not None:
         weights["gap"] = args.gap_weight
+    if args.width_weight is not None:
+        weights["width"] = args.width_weight
     budget = max(60.0, args.minutes_budget * 60 - (time.time() - t0))
     shares = {k: v for k, v in TIME_SHARE.items()
               if not (args.init_from and k in ("flint", "stage1"))}  # a fine-tune skips those two
