@@ -115,4 +115,7 @@ def test_training_lip_signals_match_the_metric_on_the_open_head():
     w = views.mouth_width_mm(v)
     assert w[0].numpy() == pytest.approx(w_ref, abs=1e-3)
     assert float(mouth_width_loss(w, w)) == 0.0
-    assert float(mouth_width_loss(w + 2.0, w)) == pytest.approx(2.0)
+    assert float(mouth_width_loss(w + 2.0, w, narrow_weight=0.0)) == pytest.approx(2.0)
+    flat = torch.full((1, 4), 50.0)
+    narrow = torch.tensor([[50.0, 50.0, 50.0, 45.0]])  # last frame rounded: 5x the weight
+    assert float(mouth_width_loss(flat, narrow)) == pytest.approx(5.0 * 5.0 / 4)

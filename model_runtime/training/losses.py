@@ -55,7 +55,11 @@ def lip_gap_loss(gap_pred: torch.Tensor, gap_ref: torch.Tensor, mask: torch.Tens
 
 
 def mouth_width_loss(width_pred: torch.Tensor, width_ref: torch.Tensor,
-                     mask: torch.Tensor | None = None) -> torch.Tensor:
-    """L1 error of the mouth width (B, T) in mm: rounding (OO, W) narrows the mouth by a few
-    millimetres, which a face-wide vertex MSE barely notices."""
-    return masked_mean((width_pred - width_ref).abs(), mask)
+                     mask: torch.Tensor | None = None, narrow_fraction: float = 0.95,
+                     narrow_weight: float = 4.0) -> torch.Tensor:
+    """L1 error of the mouth width (B, T) in mm, weighted up where the reference mouth is
+    narrower than `narrow_fraction` of its window median: rounding (OO, W) narrows the mouth by
+    a few millimetres, which a face-wide vertex MSE averages away."""
+    median = width_ref.median(dim=-1, keepdim=True).values
+    w = 1.0 + narrow_weight * (width_ref < narrow_fraction * median).to(width_ref.dtype)
+    return masked_mean(w * (width_pred - width_ref).abs(), mask)
