@@ -44,12 +44,15 @@ class HeadViews(torch.nn.Module):
     def emotion(self, v: torch.Tensor) -> torch.Tensor:
         return (v - self.rest).index_select(-2, self.i_emo)
 
+    def _landmark_distance_mm(self, v: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        """Distance (...,) in mm between two of the REQUIRED_LANDMARKS, by their position there."""
+        lips = v.index_select(-2, self.i_lips)
+        return (lips[..., a, :] - lips[..., b, :]).norm(dim=-1) * 1000.0
+
     def lip_gap_mm(self, v: torch.Tensor) -> torch.Tensor:
         """Inner lip gap (...,) in mm (landmarks lip_upper_inner, lip_lower_inner)."""
-        lips = v.index_select(-2, self.i_lips)
-        return (lips[..., 0, :] - lips[..., 1, :]).norm(dim=-1) * 1000.0
+        return self._landmark_distance_mm(v, 0, 1)
 
     def mouth_width_mm(self, v: torch.Tensor) -> torch.Tensor:
         """Mouth width (...,) in mm (landmarks mouth_corner_left, mouth_corner_right)."""
-        lips = v.index_select(-2, self.i_lips)
-        return (lips[..., 2, :] - lips[..., 3, :]).norm(dim=-1) * 1000.0
+        return self._landmark_distance_mm(v, 2, 3)
