@@ -218,7 +218,7 @@ def test_every_stage_loss_goes_down(tiny, tmp_path):
     model.flint.load_state_dict(vae.motion_decoder.state_dict())
     flint_before = {k: v.clone() for k, v in model.flint.state_dict().items()}
     r = train_stage1(model, views, WindowSampler(c, tr, 64, 3), WindowSampler(c, va, 64, 4),
-                     tmp_path, 16, batch=4, lr=3e-3, **kw)
+                     tmp_path, 16, batch=4, lr=3e-3, width_weight=1.0, **kw)
     _went_down(r, "vertex_mm2")
     assert 0.0 <= r.history[-1][1]["val_closure_recall"] <= 1.0
 
@@ -252,11 +252,15 @@ def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
     work, out = tmp_path / "run", tmp_path / "model"
     args = ["--corpus", str(tiny["root"]), "--work", str(work), "--out", str(out), "--device",
             "cpu", "--steps-scale", "0.002", "--variants", "2", "--head", str(head_path),
-            "--log-every", "1", "--minutes-budget", "30", "--smoke", "--threads", "1"]
+            "--log-every", "1", "--minutes-budget", "30", "--smoke", "--threads", "1",
+            "--steps", "stage2=1500", "--width-weight", "1.5"]
     assert main(args) == 0
     model, config = load_checkpoint(out)
     p = config["provenance"]
     assert set(p["steps"]) == {"flint", "stage1", "lip_reader", "emotion_classifier", "stage2"}
+    # --steps sets one stage's CPU step count; the scale applies to it like the rest
+    assert p["steps"]["stage2"] == 3 and p["steps"]["flint"] == 3
+    assert p["loss_weights_stage2"]["width"] == 1.5 and p["width_weight_stage1"] == 0.0
     assert p["trained_on"]["utterances"] == 12 and "val_closure_recall" in p["metrics"]["stage2"]
     assert (out / "MODEL_CARD.md").read_text().count("synthetic") >= 1
     assert (work / "stage1_model" / "config.json").is_file()
@@ -270,3 +274,11 @@ def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
     # without --resume an existing run is refused
     with pytest.raises(SystemExit):
         main(args)
+
+
+@pytest.mark.parametrize("bad", ["stage3=10", "stage2=many", "stage2"])
+def test_steps_option_names_the_problem(bad, tmp_path):
+    from model_runtime.training.train_default import main
+
+    with pytest.raises(SystemExit, match="STAGE=N"):
+        main(["--corpus", str(tmp_path), "--work", str(tmp_path / "w"), "--steps", bad])

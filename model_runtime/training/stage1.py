@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from model_runtime.training.loop import run_stage
-from model_runtime.training.losses import lip_gap_loss, vertex_mse
+from model_runtime.training.losses import lip_gap_loss, mouth_width_loss, vertex_mse
 from model_runtime.training.validation import lip_sync_proxy
 
 
@@ -29,9 +29,10 @@ def predict_vertices(model, views, b: dict, cond: torch.Tensor | None = None):
 
 def train_stage1(model, views, sampler, val_sampler, work, steps: int, batch: int = 16,
                  lr: float = 5e-4, budget_s: float = float("inf"), device: str = "cpu",
-                 name: str = "stage1", gap_weight: float = GAP_WEIGHT, log=print, **loop_kw):
-    """Vertex MSE (mm^2, face region) plus the lip-gap term against the teacher; val: loss and
-    the lip-sync proxy."""
+                 name: str = "stage1", gap_weight: float = GAP_WEIGHT, width_weight: float = 0.0,
+                 log=print, **loop_kw):
+    """Vertex MSE (mm^2, face region) plus the lip-gap and mouth-width terms against the teacher;
+    val: loss and the lip-sync proxy."""
     params = trainable(model)
 
     def batch_loss(b):
@@ -42,6 +43,9 @@ def train_stage1(model, views, sampler, val_sampler, work, steps: int, batch: in
         if gap_weight:
             loss = loss + gap_weight * lip_gap_loss(views.lip_gap_mm(pred), views.lip_gap_mm(ref),
                                                     b["mask"])
+        if width_weight:
+            loss = loss + width_weight * mouth_width_loss(views.mouth_width_mm(pred),
+                                                          views.mouth_width_mm(ref), b["mask"])
         return loss
 
     def step(_):
