@@ -37,11 +37,10 @@ def _sym(**kw: float) -> dict[str, float]:
     return out
 
 
-# Viseme per phone: (jaw radians, channel targets). The rounded vowels and W carry funnel and
-# pucker 1.3x the first version's (the mouth narrows to about 0.83 of the spread vowels' width
+# Viseme per phone: (jaw radians, channel targets). Jaw angles are for a neutral style at normal
+# loudness; JAW_OPEN_FULL_RAD (0.45) is a wide-open mouth. The rounded vowels and W carry funnel
+# and pucker 1.3x the first version's (the mouth narrows to about 0.83 of the spread vowels' width
 # instead of 0.86): a student regresses toward the mean, and on real speech it rounded too little.
-# Jaw angles are for a neutral style at normal
-# loudness; JAW_OPEN_FULL_RAD (0.45) is a wide-open mouth.
 _VISEMES: dict[str, tuple[float, dict[str, float]]] = {
     "SIL": (0.0, {}),
     # vowels

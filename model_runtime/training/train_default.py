@@ -76,12 +76,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--head", default=None, help="head-model .npz (default: the open head)")
     p.add_argument("--lip-weight", type=float, default=None, help="stage-2 lip-reading loss weight")
     p.add_argument("--emotion-weight", type=float, default=None, help="stage-2 emotion loss weight")
-    p.add_argument("--gap-weight", type=float, default=None, help="stage-2 lip-gap loss weight (stage 1 keeps GAP_WEIGHT)")
+    p.add_argument("--gap-weight", type=float, default=None,
+                   help="stage-2 lip-gap loss weight (stage 1 keeps GAP_WEIGHT)")
     p.add_argument("--width-weight", type=float, default=None,
                    help="stage-2 mouth-width loss weight (0 unless given)")
     p.add_argument("--stage1-width-weight", type=float, default=0.0,
-                   help="stage-1 mouth-width loss weight (default 0: on the dev set 1.5 there "
-                        "lifted rounding but cost closures, 0.82 against 0.85)")
+                   help="stage-1 mouth-width loss weight (default 0: at 1.5 it lifted dev "
+                        "rounding but cost closures, 0.82 against 0.85 without it)")
     p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
                    help="steps of one stage on a CPU (scaled on a GPU like the rest), e.g. "
                         "stage2=2200; repeatable")
