@@ -38,7 +38,8 @@ mkdir -p "$DATA"
 RESUME=()
 [ -d "$WORK" ] && RESUME=(--resume)
 $PY -m model_runtime.training.train_default --corpus "$CORPUS" --work "$WORK" --out "$OUT" \
-    --minutes-budget 105 --emotion-weight 3 --width-weight 1.5 --gap-weight 1.0 "${RESUME[@]}" "${EXTRA[@]}"
+    --minutes-budget 105 --emotion-weight 3 --width-weight 1.5 --gap-weight 1.0 \
+    "${RESUME[@]}" "${EXTRA[@]}"
 # 3. Measure it on the real-speech dev set.
 $PY bench/eval_lipsync.py --model "$OUT" --clips dev
 $PY bench/eval_emotion.py --model "$OUT" --clips dev
