@@ -33,12 +33,14 @@ mkdir -p "$DATA"
 #    stage 2): at most 105 min; the step counts end it after about 95 min on 2 cores. Stage 2
 #    weighs the emotion loss x3 (the setting that lifted the weakest emotion, fear, on the dev
 #    set), adds the mouth-width term (narrow frames x5), which keeps the rounding (OO, W
-#    narrowing the mouth) that a face-wide vertex loss averages away, and doubles the lip-gap
-#    term, which keeps the bilabial closures that the width term would otherwise cost.
+#    narrowing the mouth) that a face-wide vertex loss averages away, and weighs the lip-gap
+#    term x4 with frames where the teacher's lips touch x17 (closure weight 16), which keeps
+#    the bilabial closures that the width term and the student's smoothing would otherwise cost.
 RESUME=()
 [ -d "$WORK" ] && RESUME=(--resume)
 $PY -m model_runtime.training.train_default --corpus "$CORPUS" --work "$WORK" --out "$OUT" \
-    --minutes-budget 105 --emotion-weight 3 --width-weight 1.5 --gap-weight 1.0 \
+    --minutes-budget 105 --emotion-weight 3 --width-weight 1.5 --gap-weight 2.0 \
+    --closure-weight 16 \
     "${RESUME[@]}" "${EXTRA[@]}"
 # 3. Measure it on the real-speech dev set.
 $PY bench/eval_lipsync.py --model "$OUT" --clips dev

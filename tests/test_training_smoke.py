@@ -243,6 +243,41 @@ def test_every_stage_loss_goes_down(tiny, tmp_path):
     assert not any(p.requires_grad for p in reader.parameters())
 
 
+def test_closure_weight_scales_the_error_on_sealed_frames_only():
+    from model_runtime.training.losses import lip_gap_loss
+
+    ref = torch.tensor([[0.0, 0.0, 10.0, 10.0]])  # two sealed frames, two open ones
+    sealed_miss = torch.tensor([[2.0, 2.0, 10.0, 10.0]])
+    open_miss = torch.tensor([[0.0, 0.0, 12.0, 12.0]])
+    for w in (0.0, 4.0, 16.0):
+        assert lip_gap_loss(sealed_miss, ref, closed_weight=w).item() == pytest.approx(
+            (1 + w) * 1.0)
+        assert lip_gap_loss(open_miss, ref, closed_weight=w).item() == pytest.approx(1.0)
+
+
+def test_stage2_passes_the_closure_weight_to_the_gap_term(tiny):
+    from model_runtime.networks.talking_head import TalkingHead
+    from model_runtime.training.dataset import WindowSampler
+    from model_runtime.training.emotion_classifier import EmotionClassifier
+    from model_runtime.training.head_views import HeadViews
+    from model_runtime.training.lip_reader import LipReader
+    from model_runtime.training.stage2 import DEFAULT_WEIGHTS, stage2_losses
+
+    c = tiny["cache"]
+    views = HeadViews(tiny["head"], face_max=300, mouth_count=32, emotion_count=100)
+    torch.manual_seed(0)
+    model = TalkingHead(SMALL_ARCH).eval()
+    reader = LipReader(views.mouth_dim, hidden=48).eval()
+    clf = EmotionClassifier(views.emotion_dim, hidden=48).eval()
+    b = WindowSampler(c, c.indices("train"), 64, 3).sample(4)
+    assert (views.lip_gap_mm(views(b["exp"], b["jaw"])) < 1.0).any()  # the batch has seals
+    perm = torch.tensor([1, 2, 3, 0])
+    with torch.no_grad():
+        gaps = [stage2_losses(model, views, reader, clf, b, perm,
+                              {**DEFAULT_WEIGHTS, "closed": w})[1]["gap_mm"] for w in (0.0, 16.0)]
+    assert gaps[1] > gaps[0]
+
+
 def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
     from model_runtime.checkpoints import load_checkpoint
     from model_runtime.training.train_default import main
@@ -253,7 +288,7 @@ def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
     args = ["--corpus", str(tiny["root"]), "--work", str(work), "--out", str(out), "--device",
             "cpu", "--steps-scale", "0.002", "--variants", "2", "--head", str(head_path),
             "--log-every", "1", "--minutes-budget", "30", "--smoke", "--threads", "1",
-            "--steps", "stage2=1500", "--width-weight", "1.5"]
+            "--steps", "stage2=1500", "--width-weight", "1.5", "--closure-weight", "16"]
     assert main(args) == 0
     model, config = load_checkpoint(out)
     p = config["provenance"]
@@ -261,6 +296,7 @@ def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
     # --steps sets one stage's CPU step count; the scale applies to it like the rest
     assert p["steps"]["stage2"] == 3 and p["steps"]["flint"] == 3
     assert p["loss_weights_stage2"]["width"] == 1.5 and p["width_weight_stage1"] == 0.0
+    assert p["loss_weights_stage2"]["closed"] == 16.0
     assert p["trained_on"]["utterances"] == 12 and "val_closure_recall" in p["metrics"]["stage2"]
     assert (out / "MODEL_CARD.md").read_text().count("synthetic") >= 1
     assert (work / "stage1_model" / "config.json").is_file()

@@ -54,7 +54,8 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
     vert = vertex_mse(views.face(pred[:B]), views.face(ref), mask)
     # the copy keeps the original's lip gap: content (seals, openings) survives the new emotion
     gap_ref = views.lip_gap_mm(ref)
-    gap = lip_gap_loss(views.lip_gap_mm(pred), torch.cat([gap_ref, gap_ref], 0), mask2)
+    gap = lip_gap_loss(views.lip_gap_mm(pred), torch.cat([gap_ref, gap_ref], 0), mask2,
+                       closed_weight=weights.get("closed", CLOSED_WEIGHT))
     # mouth width on the original half only: a new emotion may widen (smile) or narrow the mouth
     width = mouth_width_loss(views.mouth_width_mm(pred[:B]), views.mouth_width_mm(ref), mask)
     lip_pred = lip_reader.features(views.mouth(pred))
@@ -70,7 +71,10 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
                   "lip_copy": lip_copy.item(), "emotion_copy": emo_copy.item()}
 
 
-DEFAULT_WEIGHTS = {"vertex": 1.0, "lip": 2.0, "emotion": 1.0, "gap": 0.5, "width": 0.0}
+# extra weight of the lip-gap error on frames where the teacher's lips touch (bilabial seals)
+CLOSED_WEIGHT = 4.0
+DEFAULT_WEIGHTS = {"vertex": 1.0, "lip": 2.0, "emotion": 1.0, "gap": 0.5, "width": 0.0,
+                   "closed": CLOSED_WEIGHT}
 
 
 def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, work, steps: int,

@@ -80,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="stage-2 lip-gap loss weight (stage 1 keeps GAP_WEIGHT)")
     p.add_argument("--width-weight", type=float, default=None,
                    help="stage-2 mouth-width loss weight (0 unless given)")
+    p.add_argument("--closure-weight", type=float, default=None,
+                   help="stage-2 extra weight of the lip-gap error where the teacher's lips touch "
+                        "(default stage2.CLOSED_WEIGHT = 4)")
     p.add_argument("--stage1-width-weight", type=float, default=0.0,
                    help="stage-1 mouth-width loss weight (default 0: at 1.5 it lifted dev "
                         "rounding but cost closures, 0.82 against 0.85 without it)")
@@ -249,6 +252,8 @@ def main(argv=None) -> int:
         weights["gap"] = args.gap_weight
     if args.width_weight is not None:
         weights["width"] = args.width_weight
+    if args.closure_weight is not None:
+        weights["closed"] = args.closure_weight
     budget = max(60.0, args.minutes_budget * 60 - (time.time() - t0))
     shares = {k: v for k, v in TIME_SHARE.items()
               if not (args.init_from and k in ("flint", "stage1"))}  # a fine-tune skips those two
