@@ -243,17 +243,9 @@ def main(argv=None) -> int:
         va = tr[:1]
     log(f"[train] {len(tr)} train / {len(va)} val utterances"
         f"{' (TTS only)' if args.tts_only else ''}")
-    weights = dict(DEFAULT_WEIGHTS)
-    if args.lip_weight is not None:
-        weights["lip"] = args.lip_weight
-    if args.emotion_weight is not None:
-        weights["emotion"] = args.emotion_weight
-    if args.gap_weight is not None:
-        weights["gap"] = args.gap_weight
-    if args.width_weight is not None:
-        weights["width"] = args.width_weight
-    if args.closure_weight is not None:
-        weights["closed"] = args.closure_weight
+    given = {"lip": args.lip_weight, "emotion": args.emotion_weight, "gap": args.gap_weight,
+             "width": args.width_weight, "closed": args.closure_weight}
+    weights = {**DEFAULT_WEIGHTS, **{k: v for k, v in given.items() if v is not None}}
     budget = max(60.0, args.minutes_budget * 60 - (time.time() - t0))
     shares = {k: v for k, v in TIME_SHARE.items()
               if not (args.init_from and k in ("flint", "stage1"))}  # a fine-tune skips those two
