@@ -29,6 +29,22 @@ def chosen_strip(context):
     return audio_strips.default_strip(seq_scene)
 
 
+def generate_blocker(context) -> str:
+    """Why Generate cannot run now (shown in its tooltip), or '' when it can."""
+    settings = context.scene.emote
+    if _ACTIVE:
+        return "A Generate is already running; wait for it or press Esc"
+    if settings.head is None:
+        return "Choose a head first (or press Add default head)"
+    if chosen_strip(context) is None:
+        if settings.strip_name:
+            return f"The sound strip {settings.strip_name!r} is not in the Video Sequencer"
+        return "Add the dialogue to the Video Sequencer as a sound strip first"
+    if not Path(runtime_python(context)).is_file():
+        return "The EMOTE runtime is not set up: press Set up runtime"
+    return ""
+
+
 def chosen_model(settings) -> str:
     if settings.model_source == "FOLDER":
         return bpy.path.abspath(settings.checkpoint_dir).rstrip("/\\")
@@ -60,7 +76,10 @@ class EMOTE_OT_generate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return not _ACTIVE and context.scene.emote.head is not None
+        why = generate_blocker(context)
+        if why:
+            cls.poll_message_set(why)
+        return not why
 
     def _gather(self, context):
         s = context.scene.emote
@@ -291,7 +310,14 @@ class _ExportBase:
 
     @classmethod
     def poll(cls, context):
-        return context.scene.emote.head is not None
+        head = context.scene.emote.head
+        if head is None:
+            cls.poll_message_set("Choose a head first")
+            return False
+        if takes.active(head) is None:
+            cls.poll_message_set("The head has no take yet: press Generate first")
+            return False
+        return True
 
     def execute(self, context):
         try:

@@ -16,10 +16,18 @@ def _is_mesh(_self, obj) -> bool:
     return obj.type == "MESH"
 
 
-def _style_search(self, _context, edit_text):
-    model = self.checkpoint_dir if self.model_source == "FOLDER" else "default"
-    styles = generate.checkpoint_styles(bpy.path.abspath(model)) or ["default"]
-    return [s for s in styles if edit_text.lower() in s.lower()]
+_STYLE_ITEMS: dict = {}  # Blender needs the enum strings kept alive between draws
+
+
+def _style_items(self, _context):
+    """The chosen model's speaking styles; the first (index 0, the default) is its own default."""
+    model = bpy.path.abspath(self.checkpoint_dir) if self.model_source == "FOLDER" else "default"
+    styles = tuple(generate.checkpoint_styles(model))
+    if styles not in _STYLE_ITEMS:
+        _STYLE_ITEMS[styles] = [(s, s, f"Speak in the style {s!r} of the model", i)
+                                for i, s in enumerate(styles)] or [
+            ("", "Model's own", "The model offers no speaking styles to choose from", 0)]
+    return _STYLE_ITEMS[styles]
 
 
 class EmoteSettings(bpy.types.PropertyGroup):
@@ -35,8 +43,9 @@ class EmoteSettings(bpy.types.PropertyGroup):
         ("FOLDER", "Checkpoint folder", "A checkpoint folder (config.json + model.safetensors)"),
     ], default="DEFAULT")
     checkpoint_dir: StringProperty(name="Checkpoint", subtype="DIR_PATH")
-    style: StringProperty(name="Speaking style", default="default", search=_style_search,
-                          description="Speaking style (training identity) of the model")
+    style: EnumProperty(name="Speaking style", items=_style_items, default=0,
+                        description="Speaking style (training identity) of the chosen model; "
+                                    "the first is the model's default")
     emotion: EnumProperty(name="Emotion", items=EMOTION_ITEMS, default="NEUTRAL",
                           description="Emotion category; keyframe it to change over time")
     intensity: FloatProperty(name="Intensity", min=0.0, max=1.0, default=0.5,

@@ -91,9 +91,9 @@ def generate_sync(scene, head_obj, strip, model: str, identity: str, python: str
 def checkpoint_styles(model: str) -> list[str]:
     """Speaking styles (identities) a checkpoint folder offers, read from its config.json."""
     if not model or model == "default":
-        import model_runtime  # numpy-free import: only the package folder is needed
+        from model_runtime.checkpoints import default_model_dir  # stdlib-only module
 
-        cfg = Path(model_runtime.__file__).parent / "default_model" / "config.json"
+        cfg = default_model_dir() / "config.json"
     else:
         cfg = Path(model) / "config.json"
     if not cfg.is_file():
