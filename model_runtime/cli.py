@@ -141,58 +141,15 @@ def _parse_emotion(text: str) -> tuple[list[str], list[float]]:
 
 
 def _configure_serve(p: argparse.ArgumentParser) -> None:
-    p.epilog = ("Protocol: one JSON object per line on stdin, either {\"id\": ID, \"request\": "
-                "{...}, \"out\": PATH} or {\"cmd\": \"shutdown\"}. Replies on stdout: "
-                "{\"event\": \"ready\"} once, then per request progress lines and one done or "
-                "error line, each carrying the id. Exits on shutdown or end of input.")
+    from model_runtime.serve import EPILOG
+
+    p.epilog = EPILOG
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    out = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):  # stray prints must not corrupt the protocol
-        from model_runtime import inference  # imports torch: "ready" means warm
+    from model_runtime import serve
 
-        emit(out, {"event": "ready"})
-        while True:
-            line = sys.stdin.readline()
-            if not line:
-                break
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                message = json.loads(line)
-            except json.JSONDecodeError as exc:
-                emit(out, {"event": "error", "id": None, "kind": "bad_request",
-                           "message": f"Could not parse the line as JSON ({exc})."})
-                continue
-            if not isinstance(message, dict):
-                emit(out, {"event": "error", "id": None, "kind": "bad_request",
-                           "message": "Each line must be a JSON object."})
-                continue
-            if message.get("cmd") == "shutdown":
-                break
-            _serve_one(out, message, inference)
-    return EXIT_OK
-
-
-def _serve_one(out, message: dict, inference) -> None:
-    rid = message.get("id")
-    try:
-        if "cmd" in message:
-            raise EmoteInputError("bad_request", f"Unknown command {message['cmd']!r}; the only "
-                                  "command is \"shutdown\".")
-        if not isinstance(message.get("out"), str) or not message["out"]:
-            raise EmoteInputError("bad_request", "Give \"out\", the path of the result file.")
-        inference.run_request(message.get("request"), message["out"],
-                              jsonl_progress(out, {"id": rid}))
-        emit(out, {"event": "done", "id": rid, "out": message["out"]})
-    except EmoteInputError as exc:
-        emit(out, {"event": "error", "id": rid, "kind": exc.kind, "message": exc.message})
-    except Exception as exc:  # one broken request must not take the warm runtime down
-        traceback.print_exc(file=sys.stderr)
-        emit(out, {"event": "error", "id": rid, "kind": "internal",
-                   "message": INTERNAL_MESSAGE.format(error=f"{type(exc).__name__}: {exc}")})
+    return serve.run(internal_message=INTERNAL_MESSAGE)
 
 
 # ---------------------------------------------------------------------------------------------
