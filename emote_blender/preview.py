@@ -115,7 +115,9 @@ def render_video(scene, out_path: str | Path, first: int, last: int,
     ffmpeg = ffmpeg if ffmpeg is not None else shutil.which("ffmpeg")
     old = (scene.frame_start, scene.frame_end, scene.render.filepath, scene.render.use_sequencer)
     scene.frame_start, scene.frame_end = int(first), int(last)
-    scene.render.use_sequencer = False  # sound strips still play; render the 3D view only
+    # The dialogue reaches the video only through the sequencer's mixdown; with nothing but
+    # sound strips in it, the sequencer still renders the 3D view (the head) as the picture.
+    scene.render.use_sequencer = _only_sound_strips(scene)
     try:
         if _render_with_blender_ffmpeg(scene, out_path):
             return out_path
@@ -130,6 +132,14 @@ def render_video(scene, out_path: str | Path, first: int, last: int,
     finally:
         scene.frame_start, scene.frame_end, scene.render.filepath = old[:3]
         scene.render.use_sequencer = old[3]
+
+
+def _only_sound_strips(scene) -> bool:
+    ed = scene.sequence_editor
+    if ed is None:
+        return True
+    strips = ed.strips_all if hasattr(ed, "strips_all") else ed.sequences_all
+    return all(s.type == "SOUND" for s in strips)
 
 
 def _render_with_blender_ffmpeg(scene, out_path: Path) -> bool:

@@ -75,6 +75,10 @@ def test_main_job_writes_every_output(tmp_path, open_head_checkpoint):
         assert f"{label}" in proc.stdout and str(path) in proc.stdout, label
     video = [p for p in out.glob(f"{name}_preview.*")]
     assert len(video) == 1 and video[0].stat().st_size > 1000, video
+    import aud  # Blender's own audio library decodes the mp4's sound track
+
+    sound = aud.Sound(str(video[0])).data()
+    assert sound.size > 0 and float(np.abs(sound).mean()) > 1e-3, "the preview has no sound"
     frames = round(seconds * FPS)
 
     # glTF: morph-weight and jaw-rotation animation with one key per frame, no validator errors.
