@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import bpy
@@ -10,11 +11,12 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from .preferences import default_env_dir, prefs, runtime_python
-from emote_blender import (audio_strips, generate, heads, runtime_client, takes)
+from emote_blender import (audio_strips, generate, heads, job_progress, runtime_client, takes)
 from emote_blender import export as exporter
 from model_runtime.errors import EmoteInputError
 
 _ACTIVE: dict = {}  # the Generate in flight: {"job", "prepared", "head"}
+LAST_TIMINGS: dict = {}  # seconds of the last modal Generate: total, runtime, bake, undo
 
 
 def chosen_strip(context):
@@ -54,14 +56,12 @@ def chosen_model(settings) -> str:
 def _report_failure(settings, exc: Exception) -> str:
     msg = getattr(exc, "message", None) or str(exc)
     settings.last_error = msg
-    settings.running, settings.progress, settings.stage = False, 0.0, ""
     return msg
 
 
 def _after_bake(settings, cmap) -> None:
     settings.unmatched = ", ".join(cmap.unmatched)
     settings.last_error = ""
-    settings.running, settings.progress, settings.stage = False, 1.0, "done"
     bpy.ops.ed.undo_push(message="EMOTE Generate")
 
 
@@ -108,8 +108,10 @@ class EMOTE_OT_generate(bpy.types.Operator):
             return self.execute(context)
         s = context.scene.emote
         s.last_error = ""
+        self._t_click = time.monotonic()
         try:
             prepared = self._gather(context)
+            self._t_prepared = time.monotonic()
             p = prefs(context)
             job = runtime_client.start(prepared.request, runtime_python(context),
                                        use_server=bool(p.use_server) if p else True)
@@ -118,9 +120,10 @@ class EMOTE_OT_generate(bpy.types.Operator):
         except (EmoteInputError, runtime_client.RuntimeFailure, ValueError, OSError) as exc:
             self.report({"ERROR"}, _report_failure(s, exc))
             return {"CANCELLED"}
-        _ACTIVE.update(job=job, prepared=prepared, head=s.head)
-        s.running, s.progress, s.stage = True, 0.0, job.stage
-        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+        fraction, label = job_progress.describe(job.stage)
+        _ACTIVE.update(job=job, prepared=prepared, head=s.head, fraction=fraction, label=label)
+        self._baking_shown = False
+        self._timer = context.window_manager.event_timer_add(0.05, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
@@ -130,15 +133,27 @@ class EMOTE_OT_generate(bpy.types.Operator):
             job.cancel()
         if event.type != "TIMER" and not (job is not None and job.finished):
             return {"PASS_THROUGH"}
-        s = context.scene.emote
         job.poll()
-        s.progress, s.stage = job.fraction, job.stage
-        context.workspace.status_text_set(f"EMOTE: {job.stage} {job.done}/{job.total}"
-                                          if job.total else f"EMOTE: {job.stage}")
-        _redraw(context)
+        if job.state == "done" and not self._baking_shown:
+            # say "Baking" and let the panel draw it once before the (blocking) bake
+            self._baking_shown = True
+            self._show(context, *job_progress.describe("baking"))
+            return {"PASS_THROUGH"}
         if not job.finished:
+            self._show(context, *job_progress.describe(job.stage, job.done, job.total))
             return {"PASS_THROUGH"}
         return self._end(context, job)
+
+    @staticmethod
+    def _show(context, fraction: float, label: str) -> None:
+        """Progress lives in Python, not in scene properties: setting those would re-evaluate
+        the scene and redraw every editor on each tick, taking CPU from the runtime."""
+        fraction = job_progress.advance(_ACTIVE.get("fraction", 0.0), fraction)
+        if abs(fraction - _ACTIVE.get("fraction", 0.0)) < 0.005 and label == _ACTIVE.get("label"):
+            return
+        _ACTIVE.update(fraction=fraction, label=label)
+        context.workspace.status_text_set(f"EMOTE: {label}")
+        _redraw(context)
 
     def _end(self, context, job):
         context.window_manager.event_timer_remove(self._timer)
@@ -146,6 +161,7 @@ class EMOTE_OT_generate(bpy.types.Operator):
         s = context.scene.emote
         prepared, head = _ACTIVE.get("prepared"), _ACTIVE.get("head")
         _ACTIVE.clear()
+        t_bake = time.monotonic()
         try:
             _take, cmap = generate.finish(head, prepared, job)
         except (EmoteInputError, runtime_client.RuntimeFailure, ValueError, OSError) as exc:
@@ -153,17 +169,38 @@ class EMOTE_OT_generate(bpy.types.Operator):
                         _report_failure(s, exc))
             _redraw(context)
             return {"CANCELLED"}
+        t_undo = time.monotonic()
         _after_bake(s, cmap)
-        self.report({"INFO"}, f"EMOTE: baked {_take.name}")
-        _redraw(context)
+        t_end = time.monotonic()
+        LAST_TIMINGS.update(total_s=t_end - self._t_click,
+                            prepare_s=self._t_prepared - self._t_click,
+                            runtime_s=job.runtime_s, inference_s=job.inference_s,
+                            to_bake_s=t_bake - job.started - job.runtime_s,
+                            bake_s=t_undo - t_bake, undo_s=t_end - t_undo)
+        self.report({"INFO"}, f"EMOTE: baked {_take.name} in {t_end - self._t_click:.1f} s")
+        _redraw(context, everything=True)
         return {"FINISHED"}
 
 
-def _redraw(context):
+def progress_state() -> tuple[float, str] | None:
+    """(share done, words) of the Generate in flight for the panel's bar, or None."""
+    if not _ACTIVE:
+        return None
+    return _ACTIVE.get("fraction", 0.0), _ACTIVE.get("label", "Working")
+
+
+def _redraw(context, everything: bool = False):
+    """Redraw the sidebars that show the panel; `everything` also redraws the views (new keys)."""
     for window in context.window_manager.windows:
         for area in window.screen.areas:
-            if area.type in ("VIEW_3D", "SEQUENCE_EDITOR", "PROPERTIES"):
+            if area.type not in ("VIEW_3D", "SEQUENCE_EDITOR", "PROPERTIES"):
+                continue
+            if everything:
                 area.tag_redraw()
+                continue
+            for region in area.regions:
+                if region.type == "UI":
+                    region.tag_redraw()
 
 
 class EMOTE_OT_cancel(bpy.types.Operator):
@@ -257,6 +294,7 @@ class EMOTE_OT_add_flame_head(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         obj, _rig = heads.build_head(model, collection=context.collection)
         context.scene.emote.head = obj
+        frame_in_viewports(context, obj)
         return {"FINISHED"}
 
 
@@ -284,7 +322,30 @@ class EMOTE_OT_add_default_head(bpy.types.Operator):
         model = heads.load_head_file(_default_head_path())
         obj, _rig = heads.build_head(model, collection=context.collection)
         context.scene.emote.head = obj
+        frame_in_viewports(context, obj)
         return {"FINISHED"}
+
+
+def frame_in_viewports(context, obj) -> None:
+    """Select `obj` and frame it in every 3D View of the window (View > Frame Selected)."""
+    for other in context.view_layer.objects:
+        other.select_set(False)
+    obj.select_set(True)
+    context.view_layer.objects.active = obj
+    if bpy.app.background or context.window is None:
+        return
+    for area in context.window.screen.areas:
+        if area.type != "VIEW_3D":
+            continue
+        region = next((r for r in area.regions if r.type == "WINDOW"), None)
+        if region is None:
+            continue
+        rv3d = area.spaces.active.region_3d
+        if rv3d.view_perspective == "CAMERA":
+            continue  # framing would move the user's camera view
+        with context.temp_override(window=context.window, area=area, region=region):
+            bpy.ops.view3d.view_axis(type="FRONT")
+            bpy.ops.view3d.view_selected(use_all_regions=False)
 
 
 class EMOTE_OT_take_delete(bpy.types.Operator):

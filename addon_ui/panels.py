@@ -6,11 +6,25 @@ import bpy
 
 from emote_blender import audio_strips
 
+from . import operators
+
 
 class EMOTE_UL_takes(bpy.types.UIList):
-    def draw_item(self, _context, layout, _data, item, _icon, _active_data, _active_prop,
+    """One row per take: its number first (names get cut), the take that plays marked."""
+
+    def draw_item(self, _context, layout, data, item, _icon, _active_data, _active_prop,
                   _index=0, _flt_flag=0):
-        layout.label(text=item.name, icon="ACTION")
+        live = _plays(data, item)
+        row = layout.row(align=True)
+        row.label(text=f"{item.number}", icon="PLAY" if live else "ACTION")
+        row.label(text=item.name.rsplit(" take ", 1)[0] + ("  (playing)" if live else ""))
+
+
+def _plays(head, take) -> bool:
+    """Whether `take` is what the head's shape keys play now."""
+    key = head.data.shape_keys if head.type == "MESH" else None
+    ad = key.animation_data if key is not None else None
+    return bool(ad and take.action is not None and ad.action == take.action)
 
 
 def _strip_collection_name(editor) -> str:
@@ -19,6 +33,8 @@ def _strip_collection_name(editor) -> str:
 
 def draw_emote(layout, context) -> None:
     s = context.scene.emote
+    layout.use_property_split = True
+    layout.use_property_decorate = True  # the keyframe dot beside Emotion and Intensity
     col = layout.column()
     col.prop(s, "head")
     row = col.row(align=True)
@@ -40,7 +56,7 @@ def draw_emote(layout, context) -> None:
     box.prop(s, "style")
 
     box = col.box()
-    box.label(text="Emotion (keyframe these)", icon="KEYINGSET")
+    box.label(text="Emotion (hover and press I to keyframe)", icon="KEYINGSET")
     box.prop(s, "emotion")
     box.prop(s, "intensity", slider=True)
     box.prop(s, "transition_s")
@@ -54,19 +70,24 @@ def draw_emote(layout, context) -> None:
         warn.label(text="The EMOTE runtime is not set up yet", icon="ERROR")
         warn.operator("emote.setup_runtime", icon="CONSOLE")
     row = col.row(align=True)
+    row.use_property_split = False
     row.scale_y = 1.4
-    if s.running:
-        row.prop(s, "progress", text=s.stage or "Working")
+    state = operators.progress_state()
+    if state is not None:
+        row.progress(factor=state[0], text=state[1], type="BAR")
         row.operator("emote.cancel", icon="CANCEL", text="")
     else:
         row.operator("emote.generate", icon="PLAY")
+    width = _chars_per_line(context)
     if s.last_error:
-        err = col.box()
+        err = col.box().column(align=True)
         err.alert = True
-        for line in _wrap(s.last_error, 48):
-            err.label(text=line)
+        for i, line in enumerate(_wrap(s.last_error, width)):
+            err.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
     if s.unmatched:
-        col.label(text="No target for: " + s.unmatched[:200], icon="INFO")
+        info = col.column(align=True)
+        for i, line in enumerate(_wrap("No target for: " + s.unmatched[:300], width)):
+            info.label(text=line, icon="INFO" if i == 0 else "BLANK1")
 
 
 def draw_takes(layout, context) -> None:
@@ -76,11 +97,19 @@ def draw_takes(layout, context) -> None:
         return
     row = layout.row()
     row.template_list("EMOTE_UL_takes", "", head, "emote_takes", head, "emote_active_take",
-                      rows=3)
+                      rows=4)
     row.operator("emote.take_delete", icon="X", text="")
     row = layout.row(align=True)
     row.operator("emote.export_gltf", icon="EXPORT")
     row.operator("emote.export_fbx", icon="EXPORT")
+
+
+def _chars_per_line(context) -> int:
+    """About how many characters of the UI font fit across the sidebar (for wrapping)."""
+    region = context.region
+    scale = context.preferences.system.ui_scale if context.preferences else 1.0
+    width = region.width if region is not None else 300
+    return max(16, int((width - 40 * scale) / (6.5 * scale)))
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
+from bpy.props import (CollectionProperty, EnumProperty, FloatProperty,
                        IntProperty, PointerProperty, StringProperty)
 
 from emote_blender import emotion_curve, generate
@@ -31,7 +31,7 @@ def _style_items(self, _context):
 
 
 class EmoteSettings(bpy.types.PropertyGroup):
-    """What the next Generate uses, plus its progress and last error."""
+    """What the next Generate uses, and the last error (progress lives in operators)."""
 
     head: PointerProperty(name="Head", type=bpy.types.Object, poll=_is_mesh,
                           description="Head mesh to animate (shape keys named after the "
@@ -53,10 +53,6 @@ class EmoteSettings(bpy.types.PropertyGroup):
     transition_s: FloatProperty(name="Transition", min=0.0, max=5.0, default=0.4, unit="TIME",
                                 subtype="TIME_ABSOLUTE",
                                 description="Seconds over which an emotion change blends")
-    running: BoolProperty(default=False, options={"SKIP_SAVE"})
-    progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR",
-                            options={"SKIP_SAVE"})
-    stage: StringProperty(options={"SKIP_SAVE"})
     last_error: StringProperty(name="Last error")
     unmatched: StringProperty(name="Channels without target")
 

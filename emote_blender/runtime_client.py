@@ -146,6 +146,9 @@ class Job:
     _server: "ServeProcess | None" = None
     _tail: _LineTail | None = None
     _id: str = ""
+    started: float = field(default_factory=time.monotonic)
+    runtime_s: float = 0.0  # from start to the runtime's "done" line, as this client saw it
+    inference_s: float = 0.0  # the runtime's own time for the request (warm server only)
 
     @property
     def finished(self) -> bool:
@@ -190,6 +193,8 @@ class Job:
             self.stage = str(ev.get("stage", ""))
             self.done, self.total = int(ev.get("done", 0)), int(ev.get("total", 0))
         elif kind == "done":
+            self.runtime_s = time.monotonic() - self.started
+            self.inference_s = float(ev.get("seconds", 0.0))
             self.state = "done"
             self.stage, self.done = "done", self.total
         elif kind == "error":
@@ -207,10 +212,14 @@ class Job:
             self._proc.wait(timeout=10)
 
     def cancel(self) -> None:
-        """Stop the runtime; the caller leaves the scene untouched."""
+        """Stop this Generate; the caller leaves the scene untouched. A warm server is asked to
+        drop the request and stays warm; a one-shot process is killed."""
         if self.finished:
             return
-        self.kill()
+        if self._server is not None and self._server.alive:
+            self._server.cancel(self)
+        else:
+            self.kill()
         self.state = "cancelled"
         self.error = RuntimeFailure("cancelled", "Generate was cancelled; the scene is unchanged.")
 
@@ -310,6 +319,20 @@ class ServeProcess:
                     job.fail("runtime_hung", f"The runtime gave no sign of progress for "
                              f"{limit:.0f} s and was stopped. Try again.")
         self.jobs = {k: j for k, j in self.jobs.items() if not j.finished}
+
+    def cancel(self, job: Job) -> None:
+        """Drop a job: not sent yet, it is forgotten; in flight, the server stops it at its next
+        progress step (its reply is ignored) and stays warm."""
+        self.jobs.pop(job._id, None)
+        if job in self.pending:
+            self.pending.remove(job)
+            return
+        try:
+            self.proc.stdin.write((json.dumps({"cmd": "cancel", "id": job._id}) + "\n")
+                                  .encode("utf-8"))
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the process is gone; the next start() replaces it
 
     def kill(self) -> None:
         if self.alive:

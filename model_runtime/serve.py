@@ -17,6 +17,7 @@ import json
 import queue
 import sys
 import threading
+import time
 import traceback
 from typing import IO
 
@@ -90,8 +91,10 @@ def _serve_one(out, message: dict, inference, cancelled: set, internal_message: 
         if not isinstance(message.get("out"), str) or not message["out"]:
             raise EmoteInputError("bad_request", "Give \"out\", the path of the result file.")
         progress("queued", 0, 1)
+        started = time.perf_counter()
         inference.run_request(message.get("request"), message["out"], progress)
-        emit(out, {"event": "done", "id": rid, "out": message["out"]})
+        emit(out, {"event": "done", "id": rid, "out": message["out"],
+                   "seconds": round(time.perf_counter() - started, 4)})
     except Cancelled:
         emit(out, {"event": "error", "id": rid, "kind": "cancelled",
                    "message": "Cancelled; the runtime stays warm."})

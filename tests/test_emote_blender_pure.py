@@ -157,3 +157,54 @@ def test_serve_process_routes_events_and_notices_death(tmp_path):
         assert j4.state == "done" and runtime_client._SERVER is not server  # restarted
     finally:
         runtime_client.shutdown_server()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="fake interpreter is a script with a shebang")
+def test_cancel_on_the_warm_server_keeps_it_and_sends_the_cancel(tmp_path):
+    """Esc drops the Generate but not the warm runtime: the next one runs on the same process."""
+    seen = tmp_path / "stdin_lines.txt"
+    serve = _fake_runtime(tmp_path, (
+        "print(json.dumps({'event': 'ready'}), flush=True)\n"
+        f"log = open({str(seen)!r}, 'a')\n"
+        "for line in sys.stdin:\n"
+        "    log.write(line); log.flush()\n"
+        "    m = json.loads(line)\n"
+        "    if m.get('cmd') == 'cancel':\n"
+        "        print(json.dumps({'event': 'error', 'id': m['id'], 'kind': 'cancelled',"
+        " 'message': 'x'}), flush=True); continue\n"
+        "    if m['request'].get('slow'):\n"
+        "        print(json.dumps({'event': 'progress', 'id': m['id'], 'stage': 'inference',"
+        " 'done': 1, 'total': 9}), flush=True); continue\n"
+        "    print(json.dumps({'event': 'done', 'id': m['id'], 'out': m['out']}), flush=True)\n"))
+    try:
+        job = runtime_client.start({"slow": 1}, serve, tmp_path)
+        deadline = time.monotonic() + 20
+        while job.stage != "inference" and time.monotonic() < deadline:
+            job.poll()
+            time.sleep(0.02)
+        server = runtime_client._SERVER
+        job.cancel()
+        assert job.state == "cancelled" and job.error.kind == "cancelled"
+        assert server.alive
+        nxt = runtime_client.wait(runtime_client.start(REQ, serve, tmp_path), 30)
+        assert nxt.state == "done" and runtime_client._SERVER is server
+        sent = [json.loads(x) for x in seen.read_text().splitlines()]
+        assert {"cmd": "cancel", "id": job._id} in sent
+    finally:
+        runtime_client.shutdown_server()
+
+
+def test_progress_is_one_bar_in_words():
+    from emote_blender import job_progress
+
+    order = ["starting runtime", "queued", "load_model", "load_audio"]
+    fractions = [job_progress.describe(s)[0] for s in order]
+    fractions += [job_progress.describe("inference", d, 10)[0] for d in range(11)]
+    fractions += [job_progress.describe(s)[0] for s in ("write", "done", "baking")]
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] <= 1
+    assert job_progress.describe("inference", 4, 10)[1] == "Analysing speech 40%"
+    assert "loading" in job_progress.describe("starting runtime")[1].lower()
+    assert job_progress.describe("load_model")[1] == "Loading model"
+    for stage in order + ["inference", "write", "done", "baking", "something new"]:
+        assert "_" not in job_progress.describe(stage, 1, 2)[1]
+    assert job_progress.advance(0.5, 0.2) == 0.5
