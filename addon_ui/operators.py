@@ -122,23 +122,18 @@ class EMOTE_OT_generate(bpy.types.Operator):
             return {"CANCELLED"}
         fraction, label = job_progress.describe(job.stage)
         _ACTIVE.update(job=job, prepared=prepared, head=s.head, fraction=fraction, label=label)
-        self._baking_shown = False
-        self._timer = context.window_manager.event_timer_add(0.05, window=context.window)
+        self._timer = context.window_manager.event_timer_add(0.02, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
         job = _ACTIVE.get("job")
-        if event.type == "ESC" and job is not None:
+        if job is None:  # a file was loaded meanwhile (load_pre dropped the job)
+            context.window_manager.event_timer_remove(self._timer)
+            return {"CANCELLED"}
+        if event.type == "ESC":
             job.cancel()
-        if event.type != "TIMER" and not (job is not None and job.finished):
-            return {"PASS_THROUGH"}
-        job.poll()
-        if job.state == "done" and not self._baking_shown:
-            # say "Baking" and let the panel draw it once before the (blocking) bake
-            self._baking_shown = True
-            self._show(context, *job_progress.describe("baking"))
-            return {"PASS_THROUGH"}
+        job.poll()  # on every event, not only the timer's: reading new lines costs nothing
         if not job.finished:
             self._show(context, *job_progress.describe(job.stage, job.done, job.total))
             return {"PASS_THROUGH"}
