@@ -17,6 +17,7 @@ from model_runtime.errors import EmoteInputError
 
 _ACTIVE: dict = {}  # the Generate in flight: {"job", "prepared", "head"}
 LAST_TIMINGS: dict = {}  # seconds of the last modal Generate: total, runtime, bake, undo
+QUIET_START_S = 0.3  # the panel redraws the progress only once a Generate has run this long
 
 
 def chosen_strip(context):
@@ -121,7 +122,8 @@ class EMOTE_OT_generate(bpy.types.Operator):
             self.report({"ERROR"}, _report_failure(s, exc))
             return {"CANCELLED"}
         fraction, label = job_progress.describe(job.stage)
-        _ACTIVE.update(job=job, prepared=prepared, head=s.head, fraction=fraction, label=label)
+        _ACTIVE.update(job=job, prepared=prepared, head=s.head, fraction=fraction, label=label,
+                       since=self._t_click)
         self._timer = context.window_manager.event_timer_add(0.02, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
@@ -147,6 +149,8 @@ class EMOTE_OT_generate(bpy.types.Operator):
         if abs(fraction - _ACTIVE.get("fraction", 0.0)) < 0.005 and label == _ACTIVE.get("label"):
             return
         _ACTIVE.update(fraction=fraction, label=label)
+        if time.monotonic() - _ACTIVE.get("since", 0.0) < QUIET_START_S:
+            return  # a warm Generate is done before a bar could be read: don't spend redraws
         context.workspace.status_text_set(f"EMOTE: {label}")
         _redraw(context)
 

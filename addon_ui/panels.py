@@ -15,9 +15,9 @@ class EMOTE_UL_takes(bpy.types.UIList):
     def draw_item(self, _context, layout, data, item, _icon, _active_data, _active_prop,
                   _index=0, _flt_flag=0):
         live = _plays(data, item)
-        row = layout.row(align=True)
-        row.label(text=f"{item.number}", icon="PLAY" if live else "ACTION")
-        row.label(text=item.name.rsplit(" take ", 1)[0] + ("  (playing)" if live else ""))
+        name = item.name.rsplit(" take ", 1)[0]
+        layout.label(text=f"{item.number}  {name}" + ("  (playing)" if live else ""),
+                     icon="PLAY" if live else "ACTION")
 
 
 def _plays(head, take) -> bool:
@@ -56,7 +56,7 @@ def draw_emote(layout, context) -> None:
     box.prop(s, "style")
 
     box = col.box()
-    box.label(text="Emotion (hover and press I to keyframe)", icon="KEYINGSET")
+    box.label(text="Emotion: hover, I to key", icon="KEYINGSET")
     box.prop(s, "emotion")
     box.prop(s, "intensity", slider=True)
     box.prop(s, "transition_s")
@@ -131,15 +131,18 @@ class _Sidebar:
 class EMOTE_PT_view3d(_Sidebar, bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_label = "EMOTE"
+    bl_order = 0
 
     def draw(self, context):
         draw_emote(self.layout, context)
 
 
 class EMOTE_PT_view3d_takes(_Sidebar, bpy.types.Panel):
+    # a panel of its own, not a sub-panel: a sub-panel kept its old place when an error message
+    # made the panel above it taller, and covered the message until the next redraw
     bl_space_type = "VIEW_3D"
-    bl_label = "Takes"
-    bl_parent_id = "EMOTE_PT_view3d"
+    bl_label = "EMOTE Takes"
+    bl_order = 1
 
     def draw(self, context):
         draw_takes(self.layout, context)
@@ -148,6 +151,7 @@ class EMOTE_PT_view3d_takes(_Sidebar, bpy.types.Panel):
 class EMOTE_PT_sequencer(_Sidebar, bpy.types.Panel):
     bl_space_type = "SEQUENCE_EDITOR"
     bl_label = "EMOTE"
+    bl_order = 0
 
     def draw(self, context):
         draw_emote(self.layout, context)
@@ -155,8 +159,8 @@ class EMOTE_PT_sequencer(_Sidebar, bpy.types.Panel):
 
 class EMOTE_PT_sequencer_takes(_Sidebar, bpy.types.Panel):
     bl_space_type = "SEQUENCE_EDITOR"
-    bl_label = "Takes"
-    bl_parent_id = "EMOTE_PT_sequencer"
+    bl_label = "EMOTE Takes"
+    bl_order = 1
 
     def draw(self, context):
         draw_takes(self.layout, context)

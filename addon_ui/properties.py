@@ -43,7 +43,7 @@ class EmoteSettings(bpy.types.PropertyGroup):
         ("FOLDER", "Checkpoint folder", "A checkpoint folder (config.json + model.safetensors)"),
     ], default="DEFAULT")
     checkpoint_dir: StringProperty(name="Checkpoint", subtype="DIR_PATH")
-    style: EnumProperty(name="Speaking style", items=_style_items, default=0,
+    style: EnumProperty(name="Style", items=_style_items, default=0,
                         description="Speaking style (training identity) of the chosen model; "
                                     "the first is the model's default")
     emotion: EnumProperty(name="Emotion", items=EMOTION_ITEMS, default="NEUTRAL",

@@ -329,6 +329,26 @@ def scenario_main():
     bpy.ops.wm.save_userpref()
     check("the file saves", (OUT / "gui_session.blend").is_file())
     shot("saved")
+    # -- an audio file gone missing: the error in words, wrapped in the panel, nothing changed
+    gone = OUT / "gone_line.wav"
+    gone.write_bytes(Path(os.environ["EMOTE_WAV"]).read_bytes())
+    with bpy.context.temp_override(**override("SEQUENCE_EDITOR", "WINDOW")):
+        bpy.ops.sequencer.sound_strip_add(filepath=str(gone), frame_start=1, channel=4)
+    gone.unlink()
+    settings().strip_name = next(x.name for x in module("emote_blender.audio_strips")
+                                 .sound_strips(bpy.context.scene) if "gone" in x.name)
+    n = len(settings().head.emote_takes)
+    with bpy.context.temp_override(**override()):
+        try:
+            ret = bpy.ops.emote.generate("INVOKE_DEFAULT")
+        except RuntimeError as exc:  # an operator's ERROR report reaches a calling script so
+            ret = {"CANCELLED"} if "missing" in str(exc) else str(exc)
+    yield 1.0
+    shot("missing_audio_error")
+    err = settings().last_error
+    check("a missing audio file is refused in words and changes nothing",
+          ret == {"CANCELLED"} and "missing" in err.lower() and "relink" in err.lower()
+          and len(settings().head.emote_takes) == n, error=err)
 
 
 def scenario_reopen():

@@ -55,6 +55,7 @@ MAIN_CHECKS = [
     "export_fbx: a file browser opens",
     "export_fbx writes the file",
     "the file saves",
+    "a missing audio file is refused in words and changes nothing",
 ]
 REOPEN_CHECKS = [
     "the extension is enabled after a restart",
