@@ -57,6 +57,8 @@ def chosen_model(settings) -> str:
 def _report_failure(settings, exc: Exception) -> str:
     msg = getattr(exc, "message", None) or str(exc)
     settings.last_error = msg
+    if not bpy.app.background:
+        _redraw(bpy.context)  # show it in the panel now, not at the next mouse move
     return msg
 
 
