@@ -14,7 +14,8 @@ pytest.importorskip("transformers", reason="the converter needs the optional 'tr
 
 from model_runtime.checkpoints import load_checkpoint  # noqa: E402
 from model_runtime.convert_official import (MEAD_IDENTITIES, convert_official,  # noqa: E402
-                                            load_torch_checkpoint, map_official_key)
+                                            crosscheck_flint, load_torch_checkpoint,
+                                            map_official_key)
 from model_runtime.errors import EmoteInputError  # noqa: E402
 from tests.helpers.official_emote import (DELETE, fake_state, flint_cfg,  # noqa: E402
                                           lightning_ckpt, official_shapes, talking_head_cfg)
@@ -51,21 +52,40 @@ def test_convert_v1_every_key_consumed(tmp_path):
     cfg = talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50)
     flint = _shapes("flint_v1")
     flint_state = _fake_state(flint, 2)
-    for k in flint_state:  # the FLINT release's decoder equals the copy inside the talking head
+    for k in flint_state:  # the FLINT release's decoder: the talking head's copy, one tensor moved
         if k.startswith("motion_decoder."):
             flint_state[k] = state["sequence_decoder.motion_prior." + k].clone()
+    flint_state["motion_decoder.post_transformer_linear.bias"] += 0.25
     flint_path = _lightning_ckpt(tmp_path / "flint.ckpt", flint_state, foreign=False)
+    warnings = []
     out = convert_official(ckpt, cfg, flint_path, tmp_path / "converted",
-                           flint_cfg=flint_cfg(tmp_path / "flint_cfg.yaml", n_exp=50))
-    _check_converted(out, state, 50)
+                           flint_cfg=flint_cfg(tmp_path / "flint_cfg.yaml", n_exp=50),
+                           warn=warnings.append)
+    _check_converted(out, state, 50)  # the talking head's copy of the decoder is what is used
     cfgj = json.loads((out / "config.json").read_text())
-    assert cfgj["provenance"]["flint_decoder_matches"] is True
-    assert cfgj["provenance"]["cfg_values_used"] == {
+    prov = cfgj["provenance"]
+    assert prov["flint_decoder_matches"] is False
+    assert prov["flint_decoder_differing_tensors"] == ["post_transformer_linear.bias"]
+    assert abs(prov["flint_decoder_max_abs_diff"] - 0.25) < 1e-6
+    assert "talking head's copy" in prov["flint_decoder_used"]
+    assert len(warnings) == 1 and "differs" in warnings[0] and "talking head's copy" in warnings[0]
+    assert prov["cfg_values_used"] == {
         "nhead": 8, "period": 30, "dropout": 0.25, "n_identities": 32, "n_intensities": 3,
         "n_emotions": 8, "flint_nhead": 8}
+    assert prov["attention"] == "trained"
     assert cfgj["format_version"] == 2 and cfgj["architecture"]["attention"] == "trained"
     assert cfgj["inference"] == {"audio_framing": "whole_frames", "single_pass_frames": 1200}
     assert not list(out.glob("*.pkl")) and not list(out.glob("*.ckpt"))
+
+
+def test_identical_flint_decoder_is_reported_as_matching():
+    inner = {"expander.0.0.weight": torch.ones(2, 2), "cross_smooth_layer.bias": torch.zeros(3)}
+    state = {"sequence_decoder.motion_prior.motion_decoder." + k: v for k, v in inner.items()}
+    flint = {"motion_decoder." + k: v.clone() for k, v in inner.items()}
+    flint["motion_encoder.mean.weight"] = torch.zeros(1)
+    check = crosscheck_flint(flint, state, "flint.ckpt")
+    assert check["flint_decoder_matches"] is True and check["flint_decoder_max_abs_diff"] == 0
+    assert check["flint_decoder_differing_tensors"] == []
 
 
 @pytest.mark.slow
@@ -153,3 +173,24 @@ def test_flint_of_other_version_is_rejected(tmp_path):
         convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50), flint,
                          tmp_path / "out")
     assert "cross_smooth_layer" in err.value.message
+
+
+def test_refused_cfg_stops_the_conversion_and_writes_nothing(tmp_path):
+    state = _small_official_state()
+    ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
+    cfg = talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50,
+                           model__sequence_decoder__activation="relu")
+    with pytest.raises(EmoteInputError) as err:
+        convert_official(ckpt, cfg, None, tmp_path / "out")
+    assert "model.sequence_decoder.activation is 'relu'" in err.value.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_cfg_is_required(tmp_path):
+    with pytest.raises(EmoteInputError) as err:
+        convert_official(tmp_path / "last.ckpt", None, None, tmp_path / "out")
+    assert err.value.kind == "missing_file" and "cfg.yaml" in err.value.message
+    with pytest.raises(EmoteInputError) as err:
+        convert_official(tmp_path / "last.ckpt", tmp_path / "nope.yaml", None, tmp_path / "out",
+                         attention="fast")
+    assert err.value.kind == "bad_request" and "official-demo" in err.value.message
