@@ -128,3 +128,17 @@ def test_bad_format2_settings_are_refused(edit, text):
     with pytest.raises(EmoteInputError) as err:
         checkpoints.build_model(cfg)
     assert err.value.kind == "bad_checkpoint" and text in err.value.message, err.value.message
+
+
+def test_cli_passes_attention_and_flint_cfg(tmp_path, monkeypatch):
+    from model_runtime import cli, convert_official
+
+    seen = {}
+    monkeypatch.setattr(convert_official, "convert_official",
+                        lambda *a, **kw: seen.update(args=a, kwargs=kw))
+    base = ["convert-official", "--ckpt", "last.ckpt", "--cfg", "cfg.yaml", "--flint",
+            "flint.ckpt", "--out", str(tmp_path / "out")]
+    assert cli.main(base + ["--attention", "official-demo", "--flint-cfg", "f.yaml"]) == 0
+    assert seen["kwargs"] == {"attention": "official-demo", "flint_cfg": "f.yaml"}
+    assert cli.main(base) == 0
+    assert seen["kwargs"] == {"attention": "trained", "flint_cfg": None}
