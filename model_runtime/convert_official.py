@@ -310,6 +310,10 @@ def convert_state(state: dict, model_state: dict, path) -> dict:
     return out
 
 
+FLINT_USED = ("the talking head's copy (sequence_decoder.motion_prior.motion_decoder.*), which "
+              "the official code runs")
+
+
 def crosscheck_flint(flint_state: dict, state: dict, path) -> dict:
     """Compare the FLINT checkpoint's decoder with the copy inside the talking head (the copy is
     what gets converted: the official code loads it over the FLINT checkpoint's weights)."""
@@ -336,10 +340,6 @@ def crosscheck_flint(flint_state: dict, state: dict, path) -> dict:
             "flint_decoder_matches": not differing,
             "flint_decoder_differing_tensors": differing,
             "flint_decoder_used": FLINT_USED}
-
-
-FLINT_USED = ("the talking head's copy (sequence_decoder.motion_prior.motion_decoder.*), which "
-              "the official code runs")
 
 
 def _warn(message: str) -> None:

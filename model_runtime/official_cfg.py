@@ -103,7 +103,7 @@ def _no_positional_encoding(c: _Cfg, dotted: str) -> None:
 
 def check_talking_head_cfg(cfg_yaml, sizes: dict) -> dict:
     """Check the talking head's cfg.yaml against the runtime and the weights' `sizes` (from
-    convert_official.official_arch). Returns the values the conversion takes from it."""
+    convert_official.official_sizes). Returns the values the conversion takes from it."""
     c = _Cfg(load_yaml(cfg_yaml, "cfg.yaml"), cfg_yaml, "EMOTE talking head")
     sd = "model.sequence_decoder"
     c.expect(sd + ".type", ("BertPriorDecoder",), "'BertPriorDecoder' (EMOTE's decoder)")
