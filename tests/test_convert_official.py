@@ -17,7 +17,7 @@ from model_runtime.convert_official import (MEAD_IDENTITIES, convert_official,  
                                             crosscheck_flint, load_torch_checkpoint,
                                             map_official_key)
 from model_runtime.errors import EmoteInputError  # noqa: E402
-from tests.helpers.official_emote import (DELETE, fake_state, flint_cfg,  # noqa: E402
+from tests.helpers.official_emote import (fake_state, flint_cfg,  # noqa: E402
                                           lightning_ckpt, official_shapes, talking_head_cfg)
 
 _shapes = official_shapes
