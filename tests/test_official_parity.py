@@ -1,4 +1,4 @@
-"""End to end: a converted stand-in of the official EMOTE v1 checkpoint (the real key names and
+"""End to end: a converted stand-in of the official EMOTE v1 (and, in the slow suite, v2) checkpoint (the real key names and
 shapes, random weights at a trained-like scale) run by our runtime equals a re-run of the official
 structure built from torch's own modules (transformers' Wav2Vec2Model, nn.TransformerEncoder with
 the official float masks, the official squash and FLINT decoder layout) on the same audio:
@@ -51,7 +51,7 @@ def _encoder(state: dict, prefix: str, d: int, ff: int, dropout: float):
 
 
 def official_rerun(state: dict, samples_int16: np.ndarray) -> torch.Tensor:
-    """The official inference structure, from torch / transformers modules -> (T, 53)."""
+    """The official inference structure, from torch / transformers modules -> (T, exp + 3)."""
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     T = samples_int16.shape[0] // 640
@@ -113,12 +113,14 @@ def official_rerun(state: dict, samples_int16: np.ndarray) -> torch.Tensor:
     return out.transpose(1, 2)[0, :T]
 
 
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("official")
-    state = scaled_state(official_shapes("emote_v1"), seed=11)
+@pytest.fixture(scope="module", params=["emote_v1", pytest.param("emote_v2",
+                                                                   marks=pytest.mark.slow)])
+def converted(tmp_path_factory, request):
+    tmp = tmp_path_factory.mktemp(request.param)
+    state = scaled_state(official_shapes(request.param), seed=11)
+    n_exp = 50 if request.param == "emote_v1" else 100
     ckpt = lightning_ckpt(tmp / "last.ckpt", state)
-    demo = convert_official(ckpt, talking_head_cfg(tmp / "cfg.yaml", n_exp=50), None,
+    demo = convert_official(ckpt, talking_head_cfg(tmp / "cfg.yaml", n_exp=n_exp), None,
                             tmp / "demo", attention="official-demo")
     trained = tmp / "trained"
     shutil.copytree(demo, trained)
@@ -132,7 +134,8 @@ def converted(tmp_path_factory):
     samples = np.round((0.3 * speech + 0.02 * rng.standard_normal(n)) * 32767).astype(np.int16)
     wav = tmp / "clip.wav"
     sf.write(str(wav), samples, 16000, subtype="PCM_16")
-    return {"state": state, "demo": demo, "trained": trained, "wav": wav, "samples": samples}
+    return {"state": state, "demo": demo, "trained": trained, "wav": wav, "samples": samples,
+            "n_exp": n_exp}
 
 
 _RESULTS: dict = {}
@@ -158,7 +161,7 @@ def test_converted_checkpoint_matches_official_structure(converted, mode):
         ref = official_rerun(converted["state"], converted["samples"]).numpy()
     finally:
         torch.backends.mha.set_fastpath_enabled(True)
-    assert res["exp"].shape == (T_FRAMES + 1, 50)  # padded to the requested frame count
+    assert res["exp"].shape == (T_FRAMES + 1, converted["n_exp"])  # padded to the frame count
     got = np.concatenate([res["exp"], res["jaw"]], 1)
     assert np.abs(ref).max() > 0.1  # a real signal, not a vanishing one
     print(f"{mode}: max |ours - official| = {np.abs(got[:T_FRAMES] - ref).max():.2e}, "
