@@ -3,6 +3,12 @@
 `config.json` holds everything `build_model` needs (`architecture`), the frame and sample rates,
 the condition layout (emotions in EMOTE order, intensity levels, identity names), the output
 layout (head id, expression names, jaw as axis-angle) and where the weights came from.
+
+Format 2 adds what converted official checkpoints need: `architecture.attention` ("trained" or
+"official-demo", see networks.attention_modes) and an `inference` block (`audio_framing`:
+"whole_clip" or "whole_frames"; `single_pass_frames`: the longest clip run in one pass). A config
+is written with the lowest format that holds it, so our own models stay format 1; a format-1
+folder means trained attention, whole-clip framing and the runtime's default window.
 """
 
 from __future__ import annotations
@@ -14,8 +20,15 @@ import tempfile
 from pathlib import Path
 
 from model_runtime.errors import EmoteInputError
+from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest format this runtime reads and writes
+READABLE_FORMAT_VERSIONS = (1, 2)
+# inference.audio_framing: "whole_clip" normalises every sample of the clip (our models);
+# "whole_frames" first cuts the audio to whole output frames, as the official EMOTE code does.
+WHOLE_CLIP = "whole_clip"
+WHOLE_FRAMES = "whole_frames"
+AUDIO_FRAMINGS = (WHOLE_CLIP, WHOLE_FRAMES)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 EMOTIONS = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry", "contempt")
@@ -44,10 +57,16 @@ def default_arch(output_dim: int, n_identities: int) -> dict:
     }
 
 
-def make_config(arch: dict, exp_names, identities, head_id: str, provenance: dict | None = None) -> dict:
-    """A complete config.json dict around an architecture."""
-    return {
-        "format_version": FORMAT_VERSION,
+def required_format_version(arch: dict, inference: dict | None) -> int:
+    """1 unless the config uses a format-2 setting (non-trained attention, an inference block)."""
+    return 2 if inference or arch.get("attention", TRAINED) != TRAINED else 1
+
+
+def make_config(arch: dict, exp_names, identities, head_id: str, provenance: dict | None = None,
+                inference: dict | None = None) -> dict:
+    """A complete config.json dict around an architecture (`inference`: see module doc)."""
+    config = {
+        "format_version": required_format_version(arch, inference),
         "architecture": dict(arch),
         "fps": 25,
         "sample_rate": 16000,
@@ -57,6 +76,9 @@ def make_config(arch: dict, exp_names, identities, head_id: str, provenance: dic
                    "jaw": "axis_angle"},
         "provenance": dict(provenance or {}),
     }
+    if inference:
+        config["inference"] = dict(inference)
+    return config
 
 
 def tiny_config(exp_names, identities=("default",), audio_encoder: str = "logmel",
@@ -88,13 +110,15 @@ def _check_config(config: dict, where: str) -> None:
                               f"{msg}. Re-export or re-convert the model.")
     if not isinstance(config, dict):
         bad("it is not a JSON object")
-    if config.get("format_version") != FORMAT_VERSION:
-        bad(f"format_version is {config.get('format_version')!r}, this runtime reads "
-            f"{FORMAT_VERSION}")
+    version = config.get("format_version")
+    if version not in READABLE_FORMAT_VERSIONS:
+        bad(f"format_version is {version!r}, this runtime reads "
+            f"{' and '.join(map(str, READABLE_FORMAT_VERSIONS))}; update the add-on")
     for key in ("architecture", "conditions", "output"):
         if not isinstance(config.get(key), dict):
             bad(f"'{key}' is missing")
     arch, cond, out = config["architecture"], config["conditions"], config["output"]
+    _check_format2(config, bad)
     for key in ("audio_encoder", "output_dim", "cond_dim"):
         if key not in arch:
             bad(f"architecture.{key} is missing")
@@ -111,6 +135,42 @@ def _check_config(config: dict, where: str) -> None:
         bad("architecture.output_dim must equal len(output.exp_names) + 3 (jaw)")
     if out.get("jaw") != "axis_angle":
         bad("output.jaw must be 'axis_angle'")
+
+
+def inference_settings(config: dict) -> dict:
+    """The config's `inference` block with its defaults filled in (format-1 folders have none):
+    `audio_framing` (WHOLE_CLIP) and `single_pass_frames` (None = the runtime's window)."""
+    block = config.get("inference") or {}
+    return {"audio_framing": block.get("audio_framing", WHOLE_CLIP),
+            "single_pass_frames": block.get("single_pass_frames")}
+
+
+def _check_format2(config: dict, bad) -> None:
+    arch = config["architecture"]
+    attention = arch.get("attention", TRAINED)
+    if attention not in ATTENTION_MODES:
+        bad(f"architecture.attention is {attention!r}; this runtime supports "
+            f"{' and '.join(map(repr, ATTENTION_MODES))}")
+    block = config.get("inference")
+    if block is not None:
+        if not isinstance(block, dict):
+            bad("'inference' must be an object")
+        unknown = sorted(set(block) - {"audio_framing", "single_pass_frames"})
+        if unknown:
+            bad(f"inference has unknown settings {unknown}")
+        framing = block.get("audio_framing", WHOLE_CLIP)
+        if framing not in AUDIO_FRAMINGS:
+            bad(f"inference.audio_framing is {framing!r}; this runtime supports "
+                f"{' and '.join(map(repr, AUDIO_FRAMINGS))}")
+        frames = block.get("single_pass_frames")
+        if frames is not None and (not isinstance(frames, int) or isinstance(frames, bool)
+                                   or frames < 128 or frames % 8):
+            bad(f"inference.single_pass_frames is {frames!r}; it must be a whole number of "
+                "frames, at least 128 and a multiple of 8")
+    needed = required_format_version(arch, block)
+    if config["format_version"] < needed:
+        bad(f"it uses format-{needed} settings (architecture.attention {attention!r}, "
+            f"inference {block!r}) but says format_version {config['format_version']}")
 
 
 def build_model(config: dict):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from model_runtime.errors import EmoteInputError
+from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
 from model_runtime.progress import bar_progress, emit, jsonl_progress, no_progress
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
@@ -160,6 +161,12 @@ def _configure_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="official EMOTE talking-head .ckpt file")
     p.add_argument("--cfg", required=True, help="its cfg.yaml")
     p.add_argument("--flint", required=True, help="the FLINT motion-prior .ckpt file")
+    p.add_argument("--flint-cfg", help="the FLINT motion prior's cfg.yaml (optional: its settings "
+                   "are checked too; without it EMOTE's FLINT settings are assumed)")
+    p.add_argument("--attention", choices=ATTENTION_MODES, default=TRAINED,
+                   help="trained: the float ALiBi bias the weights were trained with (default); "
+                        "official-demo: the hard band the official demo computes under "
+                        "torch >= 2.0")
     p.add_argument("--out", required=True, help="checkpoint folder to create")
     p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="jsonl: a JSON done/error line on stdout; otherwise plain text")
@@ -169,7 +176,8 @@ def _run_convert(args: argparse.Namespace) -> int:
     with _session(args.progress) as session:
         from model_runtime.convert_official import convert_official
 
-        convert_official(args.ckpt, args.cfg, args.flint, args.out)
+        convert_official(args.ckpt, args.cfg, args.flint, args.out, attention=args.attention,
+                         flint_cfg=args.flint_cfg)
         session.finish({"event": "done", "out": str(args.out)},
                        f"Wrote checkpoint folder {args.out}.")
     return session.exit_code

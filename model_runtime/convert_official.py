@@ -6,8 +6,12 @@ OmegaConf containers) with a restricted unpickler that only rebuilds tensors and
 and replaces a short list of known harmless foreign classes by inert stand-ins; anything else
 (e.g. `os.system`) is refused before it is called. Every official key is mapped onto our modules;
 only FLAME constants (`sequence_decoder.flame.*`) and renderer buffers (`renderer.*`) are ignored.
-The talking-head checkpoint already holds the FLINT decoder; the separate FLINT checkpoint, when
-given, is only cross-checked against it.
+The talking-head checkpoint already holds the FLINT decoder, and that copy is what the official code
+runs (it loads the talking-head weights over the FLINT ones), so it is the one converted; the
+separate FLINT checkpoint, when given, is cross-checked against it and any difference reported.
+`cfg.yaml` is required and checked setting by setting (model_runtime.official_cfg). The converted
+folder runs with the official audio framing (whole 640-sample frames) and in one pass up to the
+official 1200 frames; `attention` picks "trained" (default) or "official-demo" semantics.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from __future__ import annotations
 import datetime
 import hashlib
 import pickle
+import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from model_runtime.errors import EmoteInputError
+from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
+from model_runtime.official_cfg import (OFFICIAL_MAX_FRAMES, OUTPUT_VERSIONS, check_flint_cfg,
+                                        check_talking_head_cfg)
 
 MEAD_IDENTITIES = (
     "M003", "M005", "M007", "M009", "M011", "M012", "M013", "M019", "M022", "M023", "M024",
@@ -221,68 +229,44 @@ def _shape(state: dict, key: str, path) -> tuple:
     return tuple(state[key].shape)
 
 
-def official_arch(state: dict, path, cfg_values: dict) -> dict:
-    """Our architecture dict, with sizes read from the official tensor shapes."""
+def official_sizes(state: dict, path) -> dict:
+    """Layer sizes read from the official tensor shapes (what the weights fix, whatever the cfg)."""
     fp = _FLINT_PREFIX
-    output_dim = _shape(state, fp + "cross_smooth_layer.weight", path)[0]
     style_dim, cond_dim = _shape(state, "sequence_decoder.obj_vector.map.weight", path)
-    seq_dim = _shape(state, "sequence_encoder.linear.weight", path)[0]
-    latent = _shape(state, "sequence_decoder.decoder.weight", path)[0]
-    n_layers = len({k.split(".")[3] for k in state
-                    if k.startswith("sequence_decoder.bert_decoder.layers.")})
-    n_flint_layers = len({k.split(".")[5] for k in state
-                          if k.startswith(fp + "decoder_transformer.layers.")})
-    n_expander = len({k.split(".")[4] for k in state if k.startswith(fp + "expander.")})
+    sizes = {
+        "output_dim": _shape(state, fp + "cross_smooth_layer.weight", path)[0],
+        "cond_dim": cond_dim, "style_dim": style_dim,
+        "seq_dim": _shape(state, "sequence_encoder.linear.weight", path)[0],
+        "ff_dim": _shape(state, "sequence_decoder.bert_decoder.layers.0.linear1.weight", path)[0],
+        "decoder_layers": len({k.split(".")[3] for k in state
+                               if k.startswith("sequence_decoder.bert_decoder.layers.")}),
+        "latent_dim": _shape(state, "sequence_decoder.decoder.weight", path)[0],
+        "flint_quant": len({k.split(".")[4] for k in state if k.startswith(fp + "expander.")}),
+        "flint_ff": _shape(state, fp + "decoder_transformer.layers.0.linear1.weight", path)[0],
+        "flint_layers": len({k.split(".")[5] for k in state
+                             if k.startswith(fp + "decoder_transformer.layers.")}),
+    }
+    if sizes["output_dim"] not in OUTPUT_VERSIONS:
+        raise EmoteInputError(
+            "bad_checkpoint", f"{path}: the FLINT decoder outputs {sizes['output_dim']} channels "
+            f"(cross_smooth_layer); this runtime knows "
+            f"{', '.join(f'{w} ({v})' for w, v in OUTPUT_VERSIONS.items())}: FLAME expression "
+            "coefficients + 3 jaw axis-angle. Refused rather than guessing the layout.")
+    return sizes
+
+
+def official_arch(sizes: dict, cfg_values: dict, attention: str = TRAINED) -> dict:
+    """Our architecture dict: sizes from the weights, heads / period / dropout from cfg.yaml."""
     return {
         "audio_encoder": "wav2vec2", "wav2vec2_config": {},
-        "output_dim": output_dim, "cond_dim": cond_dim, "seq_dim": seq_dim,
-        "style_dim": style_dim,
-        "n_heads": int(cfg_values.get("nhead", 8)),
-        "ff_dim": _shape(state, "sequence_decoder.bert_decoder.layers.0.linear1.weight", path)[0],
-        "dropout": float(cfg_values.get("dropout", 0.25)),
-        "period": int(cfg_values.get("period", 30)), "decoder_layers": n_layers,
-        "latent_dim": latent, "flint_quant": n_expander, "flint_heads": 8,
-        "flint_ff": _shape(state, fp + "decoder_transformer.layers.0.linear1.weight", path)[0],
-        "flint_layers": n_flint_layers,
+        **{k: sizes[k] for k in ("output_dim", "cond_dim", "seq_dim", "style_dim", "ff_dim",
+                                 "decoder_layers", "latent_dim", "flint_quant", "flint_ff",
+                                 "flint_layers")},
+        "n_heads": int(cfg_values["nhead"]), "dropout": float(cfg_values["dropout"]),
+        "period": int(cfg_values["period"]),
+        "flint_heads": int(cfg_values.get("flint_nhead", 8)),
+        "attention": attention,
     }
-
-
-def read_cfg_values(cfg_yaml) -> dict:
-    """The few hyper-parameters we take from cfg.yaml (talking-head decoder heads, ALiBi period,
-    dropout), when present; the EMOTE defaults otherwise."""
-    if cfg_yaml is None:
-        return {}
-    path = Path(cfg_yaml)
-    if not path.is_file():
-        raise EmoteInputError("missing_file", f"cfg.yaml not found: {path}. It lies beside the "
-                              "checkpoint in the EMOTE release.")
-    try:
-        import yaml
-    except ImportError:
-        raise EmoteInputError("missing_dependency", "Reading cfg.yaml needs PyYAML: pip install "
-                              "'emote-blender[official]' (or: pip install pyyaml).") from None
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise EmoteInputError("unreadable_file", f"Cannot read {path} as YAML: {exc}.") from None
-    found: dict = {}
-
-    def walk(node, inside_decoder: bool, inside_prior: bool):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                k = str(k)
-                dec = inside_decoder or k == "sequence_decoder"
-                prior = inside_prior or k in ("motion_prior", "flint")
-                if dec and not prior and k in ("nhead", "period", "dropout") \
-                        and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    found.setdefault(k, v)
-                walk(v, dec, prior)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v, inside_decoder, inside_prior)
-
-    walk(cfg, False, False)
-    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,10 +310,13 @@ def convert_state(state: dict, model_state: dict, path) -> dict:
     return out
 
 
-def crosscheck_flint(flint_state: dict, state: dict, path) -> dict:
-    """Compare the FLINT checkpoint's decoder with the copy inside the talking head."""
-    import torch
+FLINT_USED = ("the talking head's copy (sequence_decoder.motion_prior.motion_decoder.*), which "
+              "the official code runs")
 
+
+def crosscheck_flint(flint_state: dict, state: dict, path) -> dict:
+    """Compare the FLINT checkpoint's decoder with the copy inside the talking head (the copy is
+    what gets converted: the official code loads it over the FLINT checkpoint's weights)."""
     dec = {k[len("motion_decoder."):]: v for k, v in flint_state.items()
            if k.startswith("motion_decoder.")}
     other = [k for k in flint_state if not k.startswith(("motion_decoder.", "motion_encoder."))]
@@ -345,42 +332,74 @@ def crosscheck_flint(flint_state: dict, state: dict, path) -> dict:
         raise EmoteInputError("bad_checkpoint", f"The FLINT checkpoint {path} does not belong to "
                               f"this EMOTE version (shapes differ: {_list(shapes)}); use FLINT v2 "
                               "with EMOTE_v2 and FLINT v1 with EMOTE v1.")
-    diff = max(float((dec[k].double() - inner[k].double()).abs().max()) if dec[k].numel() else 0.0
-               for k in dec)
-    return {"flint_checkpoint": Path(path).name, "flint_decoder_max_abs_diff": diff,
-            "flint_decoder_matches": diff == 0.0}
+    diffs = {k: float((dec[k].double() - inner[k].double()).abs().max()) if dec[k].numel()
+             else 0.0 for k in dec}
+    differing = sorted(k for k, d in diffs.items() if d != 0.0)
+    return {"flint_checkpoint": Path(path).name,
+            "flint_decoder_max_abs_diff": max(diffs.values()),
+            "flint_decoder_matches": not differing,
+            "flint_decoder_differing_tensors": differing,
+            "flint_decoder_used": FLINT_USED}
 
 
-def convert_official(ckpt, cfg_yaml, flint_ckpt, out_dir) -> Path:
-    """Convert an official EMOTE v1/v2 `.ckpt` (+ cfg.yaml, + optional FLINT `.ckpt` for a
-    cross-check) into our checkpoint folder `out_dir`; returns the folder."""
-    from model_runtime.checkpoints import (build_model, load_state_strict, make_config,
-                                           save_checkpoint)
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
+
+def convert_official(ckpt, cfg_yaml, flint_ckpt, out_dir, attention: str = TRAINED,
+                     flint_cfg=None, warn: Callable[[str], None] = _warn) -> Path:
+    """Convert an official EMOTE v1/v2 `.ckpt` + its `cfg.yaml` (+ optional FLINT `.ckpt` to
+    cross-check its decoder, + optional FLINT cfg.yaml to check its settings) into our checkpoint
+    folder `out_dir` with the given attention semantics; returns the folder. Settings the runtime
+    does not implement are refused (bad_checkpoint, naming key and value); `warn` gets what the
+    user should know but does not stop the conversion."""
+    from model_runtime.checkpoints import (WHOLE_FRAMES, build_model, load_state_strict,
+                                           make_config, save_checkpoint)
+
+    if attention not in ATTENTION_MODES:
+        raise EmoteInputError("bad_request", f"attention is {attention!r}; choose one of "
+                              f"{', '.join(ATTENTION_MODES)}.")
+    if cfg_yaml is None:
+        raise EmoteInputError("missing_file", "The talking head's cfg.yaml is required: it says "
+                              "which attention bias, style layout and squash the weights were "
+                              "trained with. It lies beside last.ckpt in the EMOTE release.")
     ckpt = Path(ckpt)
-    cfg_values = read_cfg_values(cfg_yaml)
     raw = load_torch_checkpoint(ckpt)
     state = _state_dict(raw, ckpt)
-    arch = official_arch(state, ckpt, cfg_values)
-    n_ids = arch["cond_dim"] - 11
+    sizes = official_sizes(state, ckpt)
+    cfg_values = check_talking_head_cfg(cfg_yaml, sizes)
+    if flint_cfg is not None:
+        cfg_values.update(check_flint_cfg(flint_cfg, sizes))
+    arch = official_arch(sizes, cfg_values, attention)
+    n_ids = cfg_values["n_identities"]
     identities = MEAD_IDENTITIES if n_ids == len(MEAD_IDENTITIES) else \
         tuple(f"identity_{i:02d}" for i in range(n_ids))
     n_exp = arch["output_dim"] - 3
-    version = {103: "EMOTE_v2", 53: "EMOTE v1"}.get(arch["output_dim"], "EMOTE (unknown version)")
+    version = OUTPUT_VERSIONS[arch["output_dim"]]
     provenance = {
         "source": f"official {version}, converted", "converted_from": ckpt.name,
-        "sha256": _sha256(ckpt), "cfg_values_used": cfg_values,
+        "sha256": _sha256(ckpt), "cfg_values_used": cfg_values, "attention": attention,
         "converter": "model_runtime.convert_official",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "licence": LICENCE_NOTE,
     }
+    if flint_cfg is None:
+        provenance["flint_settings"] = ("assumed (no FLINT cfg.yaml given): 8 heads, symmetric "
+                                        "ALiBi, GELU, no positional encoding")
     if isinstance(raw, dict) and "epoch" in raw and isinstance(raw["epoch"], int):
         provenance["epoch"] = raw["epoch"]
     if flint_ckpt is not None:
         flint_state = _state_dict(load_torch_checkpoint(flint_ckpt), flint_ckpt)
-        provenance.update(crosscheck_flint(flint_state, state, flint_ckpt))
+        check = crosscheck_flint(flint_state, state, flint_ckpt)
+        provenance.update(check)
+        if not check["flint_decoder_matches"]:
+            warn(f"the FLINT decoder in {Path(flint_ckpt).name} differs from the copy inside "
+                 f"{ckpt.name} (max abs difference {check['flint_decoder_max_abs_diff']:.3g} in "
+                 f"{len(check['flint_decoder_differing_tensors'])} tensors, e.g. "
+                 f"{check['flint_decoder_differing_tensors'][0]}); using {FLINT_USED}.")
     config = make_config(arch, [f"exp{i:03d}" for i in range(n_exp)], identities, "flame2020",
-                         provenance)
+                         provenance, inference={"audio_framing": WHOLE_FRAMES,
+                                                "single_pass_frames": OFFICIAL_MAX_FRAMES})
     model = build_model(config)
     ours = convert_state(state, model.state_dict(), ckpt)
     load_state_strict(model, ours, str(ckpt))
@@ -395,10 +414,13 @@ def main_convert(argv=None) -> int:
     p.add_argument("--ckpt", required=True)
     p.add_argument("--cfg")
     p.add_argument("--flint")
+    p.add_argument("--flint-cfg")
+    p.add_argument("--attention", choices=ATTENTION_MODES, default=TRAINED)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     try:
-        out = convert_official(args.ckpt, args.cfg, args.flint, args.out)
+        out = convert_official(args.ckpt, args.cfg, args.flint, args.out,
+                               attention=args.attention, flint_cfg=args.flint_cfg)
     except EmoteInputError as exc:
         print(f"error ({exc.kind}): {exc.message}")
         return 2

@@ -49,15 +49,25 @@ def predict(
     audio16k: np.ndarray,
     condition: np.ndarray,
     progress: Progress | None = None,
-    window_frames: int = WINDOW_FRAMES,
+    window_frames: int | None = None,
     overlap_frames: int = OVERLAP_FRAMES,
 ) -> np.ndarray:
     """Run `model` over the clip in overlapping windows; returns (T, D) float32, T = condition rows.
 
     Wav2vec2 models, and models whose config says `audio_normalisation:
     whole_clip_zero_mean_unit_variance` (ours are trained so), get the whole clip normalised first
-    (zero mean, unit variance); other log-mel models get the raw waveform. Threads are the caller's business (torch.set_num_threads).
+    (zero mean, unit variance); other log-mel models get the raw waveform. A config whose
+    `inference.audio_framing` is "whole_frames" (converted official checkpoints) has the audio cut
+    to the T whole frames first, as the official code does, so a partial last frame changes
+    nothing. Windows are `window_frames` long: by default the config's
+    `inference.single_pass_frames` (1200 for official checkpoints: one pass as far as the official
+    code goes), else WINDOW_FRAMES. Threads are the caller's business (torch.set_num_threads).
     """
+    from model_runtime.checkpoints import WHOLE_FRAMES, inference_settings
+
+    settings = inference_settings(config)
+    if window_frames is None:
+        window_frames = settings["single_pass_frames"] or WINDOW_FRAMES
     audio = np.asarray(audio16k, dtype=np.float32).reshape(-1)
     cond = np.asarray(condition, dtype=np.float32)
     n_frames = int(cond.shape[0])
@@ -65,6 +75,8 @@ def predict(
     if n_frames < 1 or audio.shape[0] < n_frames * hop_samples:
         raise ValueError(f"{n_frames} condition rows need at least {n_frames * hop_samples} "
                          f"samples, got {audio.shape[0]}")
+    if settings["audio_framing"] == WHOLE_FRAMES:
+        audio = audio[:n_frames * hop_samples]
     if needs_normalised_audio(config):
         audio = normalise_audio(audio)
     starts = window_starts(n_frames, window_frames, overlap_frames)

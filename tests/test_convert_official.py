@@ -14,82 +14,15 @@ pytest.importorskip("transformers", reason="the converter needs the optional 'tr
 
 from model_runtime.checkpoints import load_checkpoint  # noqa: E402
 from model_runtime.convert_official import (MEAD_IDENTITIES, convert_official,  # noqa: E402
-                                            load_torch_checkpoint, map_official_key,
-                                            read_cfg_values)
+                                            crosscheck_flint, load_torch_checkpoint,
+                                            map_official_key)
 from model_runtime.errors import EmoteInputError  # noqa: E402
+from tests.helpers.official_emote import (fake_state, flint_cfg,  # noqa: E402
+                                          lightning_ckpt, official_shapes, talking_head_cfg)
 
-SHAPES_JSON = Path(__file__).resolve().parents[1].parent / "shared" / \
-    "official_emote_state_dict_shapes.json"
-if not SHAPES_JSON.is_file():
-    SHAPES_JSON = Path("/work/shared/official_emote_state_dict_shapes.json")
-
-CFG_YAML = """\
-model:
-  sequence_decoder:
-    type: BertPriorDecoder
-    nhead: 8
-    dropout: 0.25
-    positional_encoding:
-      type: PeriodicPositionalEncoding
-      period: 30
-    motion_prior:
-      nhead: 4
-learning:
-  learning_rate: 0.0001
-"""
-
-
-def _shapes(name: str) -> dict:
-    if not SHAPES_JSON.is_file():
-        pytest.skip(f"{SHAPES_JSON} (official key list) is not available")
-    return json.loads(SHAPES_JSON.read_text())[name]
-
-
-def _fake_state(shapes: dict, seed: int) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for key, shape in shapes.items():
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(7, dtype=torch.long)
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            out[key] = torch.rand(shape, generator=g) - 0.5
-    return out
-
-
-class _OmegaLike:
-    """Pickles as a foreign (omegaconf-like) class, like Lightning's hyper-parameters do."""
-
-    def __init__(self, content):
-        self._content = content
-
-
-_OmegaLike.__module__ = "omegaconf.dictconfig"
-_OmegaLike.__qualname__ = "DictConfig"
-_OmegaLike.__name__ = "DictConfig"
-
-
-def _lightning_ckpt(path: Path, state: dict, foreign: bool = True) -> Path:
-    ckpt = {"state_dict": state, "epoch": 3, "global_step": 1000,
-            "pytorch-lightning_version": "1.4.9", "optimizer_states": [],
-            "hyper_parameters": {"cfg": {"model": {"nhead": 8}}}}
-    if foreign:
-        import sys
-        import types
-
-        mod = types.ModuleType("omegaconf.dictconfig")
-        mod.DictConfig = _OmegaLike
-        sys.modules.setdefault("omegaconf", types.ModuleType("omegaconf"))
-        sys.modules["omegaconf.dictconfig"] = mod
-        try:
-            ckpt["hyper_parameters"] = _OmegaLike({"model": {"nhead": 8}})
-            torch.save(ckpt, path)
-        finally:
-            del sys.modules["omegaconf.dictconfig"]
-    else:
-        torch.save(ckpt, path)
-    return path
+_shapes = official_shapes
+_fake_state = fake_state
+_lightning_ckpt = lightning_ckpt
 
 
 def _check_converted(out: Path, state: dict, n_exp: int) -> None:
@@ -116,27 +49,50 @@ def test_convert_v1_every_key_consumed(tmp_path):
     state = _fake_state(shapes, 1)
     state["renderer.some_buffer"] = torch.zeros(3)
     ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state)
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(CFG_YAML)
+    cfg = talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50)
     flint = _shapes("flint_v1")
     flint_state = _fake_state(flint, 2)
-    for k in flint_state:  # the FLINT release's decoder equals the copy inside the talking head
+    for k in flint_state:  # the FLINT release's decoder: the talking head's copy, one tensor moved
         if k.startswith("motion_decoder."):
             flint_state[k] = state["sequence_decoder.motion_prior." + k].clone()
+    flint_state["motion_decoder.post_transformer_linear.bias"] += 0.25
     flint_path = _lightning_ckpt(tmp_path / "flint.ckpt", flint_state, foreign=False)
-    out = convert_official(ckpt, cfg, flint_path, tmp_path / "converted")
-    _check_converted(out, state, 50)
+    warnings = []
+    out = convert_official(ckpt, cfg, flint_path, tmp_path / "converted",
+                           flint_cfg=flint_cfg(tmp_path / "flint_cfg.yaml", n_exp=50),
+                           warn=warnings.append)
+    _check_converted(out, state, 50)  # the talking head's copy of the decoder is what is used
     cfgj = json.loads((out / "config.json").read_text())
-    assert cfgj["provenance"]["flint_decoder_matches"] is True
-    assert cfgj["provenance"]["cfg_values_used"] == {"nhead": 8, "dropout": 0.25, "period": 30}
+    prov = cfgj["provenance"]
+    assert prov["flint_decoder_matches"] is False
+    assert prov["flint_decoder_differing_tensors"] == ["post_transformer_linear.bias"]
+    assert abs(prov["flint_decoder_max_abs_diff"] - 0.25) < 1e-6
+    assert "talking head's copy" in prov["flint_decoder_used"]
+    assert len(warnings) == 1 and "differs" in warnings[0] and "talking head's copy" in warnings[0]
+    assert prov["cfg_values_used"] == {
+        "nhead": 8, "period": 30, "dropout": 0.25, "n_identities": 32, "n_intensities": 3,
+        "n_emotions": 8, "flint_nhead": 8}
+    assert prov["attention"] == "trained"
+    assert cfgj["format_version"] == 2 and cfgj["architecture"]["attention"] == "trained"
+    assert cfgj["inference"] == {"audio_framing": "whole_frames", "single_pass_frames": 1200}
     assert not list(out.glob("*.pkl")) and not list(out.glob("*.ckpt"))
+
+
+def test_identical_flint_decoder_is_reported_as_matching():
+    inner = {"expander.0.0.weight": torch.ones(2, 2), "cross_smooth_layer.bias": torch.zeros(3)}
+    state = {"sequence_decoder.motion_prior.motion_decoder." + k: v for k, v in inner.items()}
+    flint = {"motion_decoder." + k: v.clone() for k, v in inner.items()}
+    flint["motion_encoder.mean.weight"] = torch.zeros(1)
+    check = crosscheck_flint(flint, state, "flint.ckpt")
+    assert check["flint_decoder_matches"] is True and check["flint_decoder_max_abs_diff"] == 0
+    assert check["flint_decoder_differing_tensors"] == []
 
 
 @pytest.mark.slow
 def test_convert_v2_every_key_consumed(tmp_path):
     state = _fake_state(_shapes("emote_v2"), 3)
     ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state)
-    out = convert_official(ckpt, None, None, tmp_path / "v2")
+    out = convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml"), None, tmp_path / "v2")
     _check_converted(out, state, 100)
     model, _ = load_checkpoint(out)
     with torch.no_grad():
@@ -157,7 +113,8 @@ def test_missing_key_is_named(tmp_path):
     del state["sequence_decoder.squasher_2.linear.bias"]
     ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
     with pytest.raises(EmoteInputError) as err:
-        convert_official(ckpt, None, None, tmp_path / "out")
+        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50), None,
+                         tmp_path / "out")
     assert err.value.kind == "bad_checkpoint"
     assert "squasher.bias" in err.value.message
     assert not (tmp_path / "out").exists()
@@ -168,7 +125,8 @@ def test_extra_key_is_named(tmp_path):
     state["sequence_decoder.extra_head.weight"] = torch.zeros(2, 2)
     ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
     with pytest.raises(EmoteInputError) as err:
-        convert_official(ckpt, None, None, tmp_path / "out")
+        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50), None,
+                         tmp_path / "out")
     assert err.value.kind == "bad_checkpoint"
     assert "sequence_decoder.extra_head.weight" in err.value.message
     assert not (tmp_path / "out").exists()
@@ -191,7 +149,8 @@ def test_code_running_pickle_is_refused(tmp_path):
     assert err.value.kind == "unsafe_pickle"
     assert "system" in err.value.message
     with pytest.raises(EmoteInputError):
-        convert_official(ckpt, None, None, tmp_path / "out")
+        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50), None,
+                         tmp_path / "out")
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
 
@@ -211,15 +170,27 @@ def test_flint_of_other_version_is_rejected(tmp_path):
     flint = _lightning_ckpt(tmp_path / "flint.ckpt", _fake_state(_shapes("flint_v2"), 6),
                             foreign=False)
     with pytest.raises(EmoteInputError) as err:
-        convert_official(ckpt, None, flint, tmp_path / "out")
+        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50), flint,
+                         tmp_path / "out")
     assert "cross_smooth_layer" in err.value.message
 
 
-def test_cfg_reader_takes_talking_head_values(tmp_path):
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(CFG_YAML)
-    assert read_cfg_values(cfg) == {"nhead": 8, "dropout": 0.25, "period": 30}
-    assert read_cfg_values(None) == {}
+def test_refused_cfg_stops_the_conversion_and_writes_nothing(tmp_path):
+    state = _small_official_state()
+    ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
+    cfg = talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50,
+                           model__sequence_decoder__activation="relu")
     with pytest.raises(EmoteInputError) as err:
-        read_cfg_values(tmp_path / "nope.yaml")
-    assert err.value.kind == "missing_file"
+        convert_official(ckpt, cfg, None, tmp_path / "out")
+    assert "model.sequence_decoder.activation is 'relu'" in err.value.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_cfg_is_required(tmp_path):
+    with pytest.raises(EmoteInputError) as err:
+        convert_official(tmp_path / "last.ckpt", None, None, tmp_path / "out")
+    assert err.value.kind == "missing_file" and "cfg.yaml" in err.value.message
+    with pytest.raises(EmoteInputError) as err:
+        convert_official(tmp_path / "last.ckpt", tmp_path / "nope.yaml", None, tmp_path / "out",
+                         attention="fast")
+    assert err.value.kind == "bad_request" and "official-demo" in err.value.message

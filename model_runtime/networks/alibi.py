@@ -3,6 +3,14 @@
 EMOTE's talking head uses a "periodic" ALiBi bias (-slope * floor(|i - j| / period)); the FLINT
 motion prior uses plain ALiBi (-slope * |i - j|). Neither is stored in a checkpoint: both are
 rebuilt here for whatever sequence length comes in (no 1200-frame cap as in the official code).
+
+Two attention semantics (`attention=`):
+- "trained": the float bias is added to the attention scores, as during EMOTE's training (and in
+  PyTorch's slow path); our own models use this.
+- "official-demo": what the official demo computes under torch >= 2.0. Its eval/no-grad (or
+  frozen) `nn.TransformerEncoderLayer` runs PyTorch's fast path, which reads a float mask as a
+  boolean one (any non-zero entry blocked): a hard band, |i - j| < period with a period, only
+  i == j without one (pytorch issue 107084).
 """
 
 from __future__ import annotations
@@ -10,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
 
 # Query rows per attention block: bounds the memory of very long sequences (bias and scores are
 # (heads, rows, T) per block instead of (heads, T, T)).
@@ -19,9 +29,21 @@ _CACHE_SIZE = 16
 _CACHE_MAX_NUMEL = 2_000_000  # larger biases are rebuilt each time (memory over speed)
 
 
+
+def _slopes(n: int) -> list[float]:
+    if n & (n - 1) == 0:
+        return [2.0 ** (-8.0 * (h + 1) / n) for h in range(n)]
+    below = 1 << (n.bit_length() - 1)  # largest power of two under n
+    return _slopes(below) + _slopes(2 * below)[0::2][:n - below]
+
+
 def alibi_slopes(n_heads: int) -> torch.Tensor:
-    """Per-head slopes 2^(-8/n * (h+1)): 1/2, 1/4, ... 1/256 for 8 heads."""
-    return torch.tensor([2.0 ** (-8.0 * (h + 1) / n_heads) for h in range(n_heads)])
+    """Per-head slopes 2^(-8/n * (h+1)): 1/2, 1/4, ... 1/256 for 8 heads. For a head count that
+    is not a power of two, the ALiBi paper's rule (and EMOTE's): the slopes of the power of two
+    below, then every other slope of the power of two above."""
+    if n_heads < 1:
+        raise ValueError(f"need at least one attention head, got {n_heads}")
+    return torch.tensor(_slopes(int(n_heads)))
 
 
 def alibi_bias(n_heads: int, n_query: int, n_key: int | None = None, period: int = 0,
@@ -49,16 +71,34 @@ def alibi_bias(n_heads: int, n_query: int, n_key: int | None = None, period: int
     return bias
 
 
+def band_mask(n_query: int, n_key: int, period: int = 0, query_offset: int = 0,
+              device=None) -> torch.Tensor:
+    """Boolean (n_query, n_key), True where the ALiBi bias is zero: |i - j| < period (period > 1)
+    or i == j (no period). The "official-demo" attention: where PyTorch's fast path lets a float
+    ALiBi mask through."""
+    i = torch.arange(query_offset, query_offset + n_query, device=device)
+    j = torch.arange(n_key, device=device)
+    dist = (i[:, None] - j[None, :]).abs_()
+    return dist < period if period and period > 1 else dist == 0
+
+
+def check_attention_mode(mode: str) -> str:
+    if mode not in ATTENTION_MODES:
+        raise ValueError(f"unknown attention mode {mode!r}; expected one of {ATTENTION_MODES}")
+    return mode
+
+
 class AlibiEncoderLayer(nn.Module):
     """Post-norm transformer encoder layer (batch first, GELU) with an ALiBi bias.
 
     Same parameters and names as `torch.nn.TransformerEncoderLayer(d_model, n_heads, ff_dim,
     activation="gelu", batch_first=True)`, so weights move between the two one to one; the
-    attention runs in query blocks so any length fits in memory.
+    attention runs in query blocks so any length fits in memory. `attention` picks the float bias
+    ("trained") or the hard band of PyTorch's fast path ("official-demo", see module doc).
     """
 
     def __init__(self, d_model: int, n_heads: int, ff_dim: int, dropout: float = 0.0,
-                 period: int = 0):
+                 period: int = 0, attention: str = TRAINED):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
         self.linear1 = nn.Linear(d_model, ff_dim)
@@ -70,6 +110,7 @@ class AlibiEncoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.n_heads = n_heads
         self.period = period
+        self.attention = check_attention_mode(attention)
 
     def _attention(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -80,8 +121,11 @@ class AlibiEncoderLayer(nn.Module):
         outs = []
         for start in range(0, T, _QUERY_BLOCK):
             qb = q[:, :, start:start + _QUERY_BLOCK]
-            bias = alibi_bias(H, qb.shape[2], T, self.period, start, x.device, x.dtype)
-            outs.append(F.scaled_dot_product_attention(qb, k, v, attn_mask=bias[None], dropout_p=p))
+            if self.attention == TRAINED:
+                mask = alibi_bias(H, qb.shape[2], T, self.period, start, x.device, x.dtype)[None]
+            else:
+                mask = band_mask(qb.shape[2], T, self.period, start, x.device)
+            outs.append(F.scaled_dot_product_attention(qb, k, v, attn_mask=mask, dropout_p=p))
         out = torch.cat(outs, 2).transpose(1, 2).reshape(B, T, C)
         return self.self_attn.out_proj(out)
 

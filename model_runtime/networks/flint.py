@@ -3,7 +3,8 @@
 The decoder turns one latent frame per 2^q output frames back into motion (B, T, D); the
 encoder (training only) maps motion to latent means and log-variances. Sizes come from `arch`:
 `latent_dim` (128), `flint_heads` (8), `flint_ff` (384), `flint_quant` (q = 3, i.e. x8),
-`output_dim` (D).
+`output_dim` (D). The decoder's attention follows `attention` ("trained" or "official-demo",
+see networks.alibi); the encoder (training only) always uses the float bias.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from model_runtime.networks.alibi import AlibiEncoderLayer
+from model_runtime.networks.attention_modes import TRAINED
 
 
 def _conv_block(c_in: int, c_out: int, stride: int = 1, transposed: bool = False,
@@ -57,7 +59,8 @@ class FlintDecoder(_FrozenBatchNormMixin, nn.Module):
         self.decoder_linear_embedding = nn.Linear(d, d)
         self.decoder_transformer = nn.ModuleList([AlibiEncoderLayer(
             d, int(arch.get("flint_heads", 8)), int(arch.get("flint_ff", 384)),
-            float(arch.get("flint_dropout", 0.0)), period=0)
+            float(arch.get("flint_dropout", 0.0)), period=0,
+            attention=str(arch.get("attention", TRAINED)))
             for _ in range(int(arch.get("flint_layers", 1)))])
         self.post_transformer_linear = nn.Linear(d, d)
         self.cross_smooth_layer = nn.Conv1d(d, int(arch["output_dim"]), 5, padding=2)

@@ -3,7 +3,8 @@
 audio encoder -> Linear(feature_dim, seq_dim); Linear(cond_dim, style_dim) on the condition track;
 concatenate; post-norm transformer layer(s) with periodic ALiBi; Linear -> latent_dim; squash 8
 frames into one latent; FLINT decoder; crop to T. All sizes come from the `arch` dict (see
-`checkpoints.default_arch` / `checkpoints.tiny_config`).
+`checkpoints.default_arch` / `checkpoints.tiny_config`); `arch["attention"]` ("trained", the
+default, or "official-demo"; see networks.alibi) applies to both attention layers.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from model_runtime.networks.alibi import AlibiEncoderLayer
+from model_runtime.networks.attention_modes import TRAINED
 from model_runtime.networks.audio_encoders import build_audio_encoder
 from model_runtime.networks.flint import FlintDecoder
 
 ARCH_DEFAULTS = {
     "seq_dim": 128, "style_dim": 128, "n_heads": 8, "ff_dim": 256, "dropout": 0.25,
     "period": 30, "decoder_layers": 1, "latent_dim": 128, "flint_quant": 3, "flint_heads": 8,
-    "flint_ff": 384, "flint_layers": 1,
+    "flint_ff": 384, "flint_layers": 1, "attention": TRAINED,
 }
 
 
@@ -41,7 +43,7 @@ class TalkingHead(nn.Module):
         self.style = nn.Linear(int(a["cond_dim"]), int(a["style_dim"]))
         self.decoder_layers = nn.ModuleList([
             AlibiEncoderLayer(d_model, int(a["n_heads"]), int(a["ff_dim"]), float(a["dropout"]),
-                              period=int(a["period"]))
+                              period=int(a["period"]), attention=str(a["attention"]))
             for _ in range(int(a["decoder_layers"]))])
         self.decoder_out = nn.Linear(d_model, latent)
         self.frames_per_latent = 2 ** int(a["flint_quant"])
