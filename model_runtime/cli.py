@@ -59,7 +59,8 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
                         "extension writes; see DESIGN.md) instead of the options below")
     p.add_argument("-o", "--out", required=True, metavar="RESULT.npz",
                    help="where to write the result (.npz with fps, exp, jaw, exp_names, model_id, "
-                        "head_id). Written only on success; an old file there is removed first.")
+                        "head_id). Written only on success: a failed, cancelled or killed run leaves an "
+                        "old file there as it was. May not be the audio or request file.")
     p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="jsonl: JSON progress/done/error lines on stdout (for programs); bar: a "
                         "progress bar on stderr; none: quiet; auto (default): bar when stderr is "
@@ -86,6 +87,10 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
 
 def _run_generate(args: argparse.Namespace) -> int:
     with _session(args.progress) as session:
+        if args.request:
+            from model_runtime.safe_write import refuse_overwriting_input
+
+            refuse_overwriting_input(args.out, {"request file": args.request})
         request = _request_from_args(args)
         from model_runtime.inference import run_request
 
@@ -101,7 +106,7 @@ def _request_from_args(args: argparse.Namespace) -> dict:
         if args.audio:
             raise _ArgError("give either AUDIO or --request, not both")
         try:
-            with open(args.request, encoding="utf-8") as fh:
+            with open(args.request, encoding="utf-8-sig") as fh:  # a BOM (Notepad) is fine
                 request = json.load(fh)
         except FileNotFoundError:
             raise _ArgError(f"request file {args.request} not found") from None
@@ -184,8 +189,10 @@ def _serve_one(out, message: dict, inference) -> None:
                                   "command is \"shutdown\".")
         if not isinstance(message.get("out"), str) or not message["out"]:
             raise EmoteInputError("bad_request", "Give \"out\", the path of the result file.")
-        inference.run_request(message.get("request"), message["out"],
-                              jsonl_progress(out, {"id": rid}))
+        with _warnings_to(lambda text: emit(out, {"event": "warning", "id": rid,
+                                                   "message": text})):
+            inference.run_request(message.get("request"), message["out"],
+                                  jsonl_progress(out, {"id": rid}))
         emit(out, {"event": "done", "id": rid, "out": message["out"]})
     except EmoteInputError as exc:
         emit(out, {"event": "error", "id": rid, "kind": exc.kind, "message": exc.message})
@@ -203,7 +210,12 @@ def _configure_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="official EMOTE talking-head .ckpt file")
     p.add_argument("--cfg", required=True, help="its cfg.yaml")
     p.add_argument("--flint", required=True, help="the FLINT motion-prior .ckpt file")
-    p.add_argument("--out", required=True, help="checkpoint folder to create")
+    p.add_argument("--out", required=True,
+                   help="checkpoint folder to create: a new or empty folder (a folder holding "
+                        "other files, such as the download folder, is refused)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the config.json and model.safetensors of an earlier "
+                        "conversion in --out (nothing else there is touched)")
     p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="jsonl: a JSON done/error line on stdout; otherwise plain text")
 
@@ -212,7 +224,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     with _session(args.progress) as session:
         from model_runtime.convert_official import convert_official
 
-        convert_official(args.ckpt, args.cfg, args.flint, args.out)
+        convert_official(args.ckpt, args.cfg, args.flint, args.out, force=args.force)
         session.finish({"event": "done", "out": str(args.out)},
                        f"Wrote checkpoint folder {args.out}.")
     return session.exit_code
@@ -309,10 +321,16 @@ def _session(mode: str):
         else:
             print(text, file=out, flush=True)
 
+    def warn(text: str) -> None:
+        if jsonl:
+            emit(out, {"event": "warning", "message": text})
+        else:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
+
     session = _Session(report, finish)
     redirect = contextlib.redirect_stdout(sys.stderr) if jsonl else contextlib.nullcontext()
     try:
-        with redirect:
+        with redirect, _warnings_to(warn):
             yield session
     except (EmoteInputError, _ArgError) as exc:
         _report_error(jsonl, getattr(exc, "kind", "bad_request"),
@@ -326,6 +344,27 @@ def _session(mode: str):
         _report_error(jsonl, "internal",
                       INTERNAL_MESSAGE.format(error=f"{type(exc).__name__}: {exc}"), out)
         session.exit_code = EXIT_INTERNAL
+
+
+@contextlib.contextmanager
+def _warnings_to(sink: Callable[[str], None]):
+    """Route EmoteWarning (e.g. a WAV cut short) to `sink` as one sentence; others as usual."""
+    import warnings
+
+    from model_runtime.errors import EmoteWarning
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, EmoteWarning):
+            sink(str(message))
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", EmoteWarning)
+        warnings.showwarning = show
+        yield
 
 
 def _report_error(jsonl: bool, kind: str, message: str, out=None) -> None:

@@ -351,12 +351,18 @@ def crosscheck_flint(flint_state: dict, state: dict, path) -> dict:
             "flint_decoder_matches": diff == 0.0}
 
 
-def convert_official(ckpt, cfg_yaml, flint_ckpt, out_dir) -> Path:
+def convert_official(ckpt, cfg_yaml, flint_ckpt, out_dir, force: bool = False) -> Path:
     """Convert an official EMOTE v1/v2 `.ckpt` (+ cfg.yaml, + optional FLINT `.ckpt` for a
-    cross-check) into our checkpoint folder `out_dir`; returns the folder."""
-    from model_runtime.checkpoints import (build_model, load_state_strict, make_config,
-                                           save_checkpoint)
+    cross-check) into our checkpoint folder `out_dir`; returns the folder.
 
+    `out_dir` must be new, empty, or (with `force`) an earlier conversion, whose config.json and
+    model.safetensors alone are replaced; a folder with other files (the download folder with
+    the licensed weights) is refused before anything is read or written."""
+    from model_runtime.checkpoints import (build_model, check_output_folder, load_state_strict,
+                                           make_config, save_checkpoint)
+
+    hint = "Add --force to replace its config.json and model.safetensors, or choose a new folder."
+    check_output_folder(out_dir, replace=force, force_hint=hint)
     ckpt = Path(ckpt)
     cfg_values = read_cfg_values(cfg_yaml)
     raw = load_torch_checkpoint(ckpt)
@@ -384,7 +390,7 @@ def convert_official(ckpt, cfg_yaml, flint_ckpt, out_dir) -> Path:
     model = build_model(config)
     ours = convert_state(state, model.state_dict(), ckpt)
     load_state_strict(model, ours, str(ckpt))
-    return save_checkpoint(model, config, out_dir)
+    return save_checkpoint(model, config, out_dir, replace=force, force_hint=hint)
 
 
 def main_convert(argv=None) -> int:

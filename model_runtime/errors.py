@@ -8,7 +8,7 @@ class EmoteInputError(Exception):
 
     Kinds in use: missing_file, unreadable_file, unsupported_format, empty_audio, too_short,
     bad_samples, bad_request, bad_head_model, unsafe_pickle, bad_checkpoint, no_default_model,
-    missing_dependency.
+    missing_dependency, unwritable_output, folder_not_ours.
     """
 
     def __init__(self, kind: str, message: str):
@@ -18,3 +18,9 @@ class EmoteInputError(Exception):
 
     def __str__(self) -> str:  # pragma: no cover - trivial
         return self.message
+
+
+class EmoteWarning(UserWarning):
+    """Something the user should know that does not stop the run (e.g. a WAV cut short).
+
+    The command line reports it as a `{"event": "warning", "message": ...}` line or on stderr."""
