@@ -248,6 +248,9 @@ def _configure_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="'default' or a checkpoint folder")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes (default: one per CPU core)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="only retry the lines that failed before (with the same settings); "
+                        "lines done with other settings are redone on a plain rerun")
     p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="jsonl: JSON lines on stdout; otherwise a bar on a terminal")
 

@@ -205,13 +205,14 @@ def _folder_stamp(folder: Path) -> tuple:
         return ()
 
 
-def run_request(request: dict, out_path: str | os.PathLike, progress: Progress | None = None
-                ) -> dict:
+def run_request(request: dict, out_path: str | os.PathLike, progress: Progress | None = None,
+                extra: dict | None = None) -> dict:
     """DESIGN.md step 3: check the request, load model and audio, infer, resample, write
     RESULT.npz atomically at `out_path`. Returns a short summary (frames, fps, model_id).
 
     Nothing at `out_path` is touched unless the whole run succeeds; an output path that is the
-    audio itself is refused first."""
+    audio itself is refused first. `extra` arrays are stored beside the result's own (batch
+    records the settings that made each result)."""
     out_path = Path(out_path)
     if out_path.is_dir():
         raise EmoteInputError("bad_request", f"The output path {out_path} is a folder; give a "
@@ -225,6 +226,7 @@ def run_request(request: dict, out_path: str | os.PathLike, progress: Progress |
         progress("load_model", 1, 1)
     hold_point("inference", out_path.name)
     result = generate_result(req, model, config, model_id, progress)
+    result.update(extra or {})
     if progress:
         progress("write", 0, 1)
     write_result(result, out_path)

@@ -180,7 +180,7 @@ def hold_point(point: str, detail: str = "") -> None:
     want = os.environ.get(HOLD_ENV)
     if not want or want not in (point, f"{point}:{detail}"):
         return
-    sys.stderr.write(f"EMOTE_TEST_HOLD {point}:{detail}\n")
+    sys.stderr.write(f"EMOTE_TEST_HOLD {point}:{detail} pid={os.getpid()}\n")
     sys.stderr.flush()
     while True:
         time.sleep(60)
