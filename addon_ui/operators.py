@@ -71,6 +71,7 @@ class EMOTE_OT_generate(bpy.types.Operator):
         """Synchronous path: background mode, scripts and tests."""
         s = context.scene.emote
         s.last_error = ""
+        job = None
         try:
             prepared = self._gather(context)
             p = prefs(context)
@@ -81,6 +82,9 @@ class EMOTE_OT_generate(bpy.types.Operator):
         except (EmoteInputError, runtime_client.RuntimeFailure, ValueError, OSError) as exc:
             self.report({"ERROR"}, _report_failure(s, exc))
             return {"CANCELLED"}
+        finally:
+            if job is not None:
+                runtime_client.discard(job)  # the job folder's result is baked or useless
         _after_bake(s, cmap)
         return {"FINISHED"}
 
@@ -134,6 +138,8 @@ class EMOTE_OT_generate(bpy.types.Operator):
                         _report_failure(s, exc))
             _redraw(context)
             return {"CANCELLED"}
+        finally:
+            runtime_client.discard(job)
         _after_bake(s, cmap)
         self.report({"INFO"}, f"EMOTE: baked {_take.name}")
         _redraw(context)
@@ -296,8 +302,8 @@ class _ExportBase:
     def execute(self, context):
         try:
             self.export(context, context.scene.emote.head, self.filepath)
-        except (ValueError, RuntimeError, OSError) as exc:
-            self.report({"ERROR"}, str(exc))
+        except (EmoteInputError, ValueError, RuntimeError, OSError) as exc:
+            self.report({"ERROR"}, getattr(exc, "message", None) or str(exc))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Exported {self.filepath}")
         return {"FINISHED"}

@@ -59,6 +59,7 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
     name = f"{label} take {number}"
     before = takes.snapshot_assignment(obj)
     created: list = []
+    kept: list = []
     try:
         action = bpy.data.actions.new(name)
         created.append(action)
@@ -84,10 +85,12 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
                 write_curve(curves, path, i, frames, quat[:, i])
         take = takes.add_take(obj, name, number, action, rig_writer.action if rig else None,
                               first_frame, key, rig, info or {})
+        kept = takes.keep_user_animation(obj)  # the user's own keys outlive the switch
         takes.activate(obj, take)
         return take, cmap
     except Exception:
         takes.restore_assignment(obj, before)
+        takes.undo_keep(kept)
         takes.forget(obj, name, created)
         for act in created:
             if act.name in bpy.data.actions:

@@ -11,6 +11,7 @@ import atexit
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,10 @@ import numpy as np
 
 STALL_TIMEOUT_S = 180.0  # no output for this long while working: the runtime is hung
 READY_TIMEOUT_S = 180.0
+# A result beyond these is refused before baking: FLAME expression coefficients stay within a
+# few units (ARKit weights within 0..1), and a jaw never turns half a circle.
+MAX_ABS_EXPRESSION = 50.0
+MAX_JAW_RAD = 3.1416
 
 
 class RuntimeFailure(Exception):
@@ -215,10 +220,35 @@ class Job:
         self.error = RuntimeFailure("cancelled", "Generate was cancelled; the scene is unchanged.")
 
 
+_JOB_FOLDERS: set[Path] = set()  # created by this process; removed by discard() or at exit
+
+
 def _new_folder(work_dir: str | Path | None) -> Path:
     base = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "emote_jobs"
     base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="job_", dir=base))
+    folder = Path(tempfile.mkdtemp(prefix="job_", dir=base))
+    _JOB_FOLDERS.add(folder)
+    return folder
+
+
+def discard(job: Job) -> None:
+    """Remove a finished job's folder (request, result, logs) once its result is baked or the
+    job failed; a job still running is cancelled first."""
+    if not job.finished:
+        job.cancel()
+    shutil.rmtree(job.folder, ignore_errors=True)
+    _JOB_FOLDERS.discard(job.folder)
+
+
+def remove_job_folders() -> None:
+    """Remove every job folder this process made (Blender exit, add-on unregister)."""
+    shutdown_server()  # its log files live in one of them
+    for folder in list(_JOB_FOLDERS):
+        shutil.rmtree(folder, ignore_errors=True)
+        _JOB_FOLDERS.discard(folder)
+
+
+atexit.register(remove_job_folders)
 
 
 def start_generate(request: dict, python: str | Path, work_dir: str | Path | None = None) -> Job:
@@ -389,6 +419,13 @@ def read_result(path: str | Path, frame_count: int) -> dict:
         raise bad(f"it has {exp.shape[0]} frames, the strip needs {frame_count}")
     if not (np.all(np.isfinite(exp)) and np.all(np.isfinite(jaw))):
         raise bad("it contains NaN or Inf")
+    peak_exp = float(np.abs(exp).max()) if exp.size else 0.0
+    peak_jaw = float(np.linalg.norm(jaw, axis=1).max()) if jaw.size else 0.0
+    if peak_exp > MAX_ABS_EXPRESSION or peak_jaw > MAX_JAW_RAD:
+        raise bad(f"its values are far outside any model's range (expression up to "
+                  f"{peak_exp:.3g}, plausible at most {MAX_ABS_EXPRESSION:g}; jaw up to "
+                  f"{peak_jaw:.3g} rad, plausible at most {MAX_JAW_RAD:.3g}), so nothing was "
+                  "baked. The model is broken or not made for this runtime")
     return {"fps": float(d["fps"]), "exp": exp, "jaw": jaw, "exp_names": names,
             "model_id": str(d.get("model_id", "")), "head_id": str(d.get("head_id", ""))}
 

@@ -14,6 +14,8 @@ import pytest
 
 from emote_blender import audio_strips, channels, emotion_curve, runtime_client
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
 
 def test_strip_timing_with_offset_trim_and_ntsc_rate():
     fps = audio_strips.scene_fps(30, 1.001)
@@ -157,3 +159,45 @@ def test_serve_process_routes_events_and_notices_death(tmp_path):
         assert j4.state == "done" and runtime_client._SERVER is not server  # restarted
     finally:
         runtime_client.shutdown_server()
+
+
+def test_read_result_refuses_values_far_outside_any_models_range(tmp_path):
+    wild = tmp_path / "w.npz"
+    exp = np.zeros((5, 2), np.float32)
+    exp[3, 1] = 1e6  # finite, but no model makes this: baking it would wreck the head
+    np.savez(wild, fps=30.0, exp=exp, jaw=np.zeros((5, 3), np.float32),
+             exp_names=np.array(["a", "b"]))
+    with pytest.raises(runtime_client.RuntimeFailure, match="far outside") as err:
+        runtime_client.read_result(wild, 5)
+    assert err.value.kind == "bad_result" and "nothing was baked" in err.value.message
+    jaw = np.zeros((5, 3), np.float32)
+    jaw[0, 0] = 20.0  # radians
+    np.savez(wild, fps=30.0, exp=np.zeros((5, 2), np.float32), jaw=jaw,
+             exp_names=np.array(["a", "b"]))
+    with pytest.raises(runtime_client.RuntimeFailure, match="jaw up to 20"):
+        runtime_client.read_result(wild, 5)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="fake interpreter is a script with a shebang")
+def test_job_folders_are_removed_after_use_and_at_exit(tmp_path):
+    import subprocess
+
+    done = _fake_runtime(tmp_path, "print(json.dumps({'event': 'done'}), flush=True)")
+    job = runtime_client.wait(runtime_client.start(REQ, done, tmp_path, use_server=False), 30)
+    assert job.state == "done" and job.folder.is_dir()
+    runtime_client.discard(job)
+    assert not job.folder.exists()
+    # A process that exits (Blender quitting) removes the job folders it made, server's too.
+    code = ("import sys, json; from emote_blender import runtime_client as rc\n"
+            "job = rc.wait(rc.start({'frame_count': 3}, sys.argv[1], sys.argv[2], "
+            "use_server=False), 30)\n"
+            "srv = rc.start({'frame_count': 3}, sys.argv[1], sys.argv[2], use_server=True)\n"
+            "print(json.dumps([str(job.folder), str(srv.folder), str(rc._SERVER.folder)]))\n")
+    work = tmp_path / "work"
+    res = subprocess.run([sys.executable, "-c", code, done, str(work)], capture_output=True,
+                         text=True, timeout=60, cwd=str(tmp_path),
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert res.returncode == 0, res.stderr
+    folders = json.loads(res.stdout.splitlines()[-1])
+    assert len(folders) == 3 and all(str(work) in f for f in folders)
+    assert list(work.iterdir()) == []
