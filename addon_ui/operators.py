@@ -86,6 +86,8 @@ class EMOTE_OT_generate(bpy.types.Operator):
             if job is not None:
                 runtime_client.discard(job)  # the job folder's result is baked or useless
         _after_bake(s, cmap)
+        for text in job.warnings:
+            self.report({"WARNING"}, text)
         return {"FINISHED"}
 
     def invoke(self, context, event):
@@ -141,6 +143,8 @@ class EMOTE_OT_generate(bpy.types.Operator):
         finally:
             runtime_client.discard(job)
         _after_bake(s, cmap)
+        for text in job.warnings:
+            self.report({"WARNING"}, text)
         self.report({"INFO"}, f"EMOTE: baked {_take.name}")
         _redraw(context)
         return {"FINISHED"}

@@ -230,9 +230,10 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
 
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + chunk(b"IEND", b""))
+    from model_runtime.safe_write import write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png)
+    write_bytes(path, png)  # replaced only when whole
     return path
 
 

@@ -402,9 +402,10 @@ def main_convert(argv=None) -> int:
     p.add_argument("--cfg")
     p.add_argument("--flint")
     p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
     try:
-        out = convert_official(args.ckpt, args.cfg, args.flint, args.out)
+        out = convert_official(args.ckpt, args.cfg, args.flint, args.out, force=args.force)
     except EmoteInputError as exc:
         print(f"error ({exc.kind}): {exc.message}")
         return 2
