@@ -74,7 +74,7 @@ def collect_lines(inputs: list[str], emotion: str = "neutral", intensity: float 
         elif p.suffix.lower() == ".csv":
             lines.extend(_read_csv(p, emotion, intensity, style))
         elif p.suffix.lower() in {".txt", ".lst", ".list"}:
-            for raw in p.read_text(encoding="utf-8").splitlines():
+            for raw in p.read_text(encoding="utf-8-sig").splitlines():
                 raw = raw.strip()
                 if raw and not raw.startswith("#"):
                     f = Path(raw) if Path(raw).is_absolute() else p.parent / raw
@@ -94,7 +94,7 @@ def collect_lines(inputs: list[str], emotion: str = "neutral", intensity: float 
 
 
 def _read_csv(path: Path, emotion: str, intensity: float, style: str | None) -> list[BatchLine]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # Excel's BOM is fine
         reader = csv.DictReader(fh)
         if not reader.fieldnames or "audio" not in reader.fieldnames:
             raise EmoteInputError("bad_request", f"{path} has no 'audio' column. A batch CSV needs a "

@@ -151,9 +151,9 @@ def test_rerun_with_other_settings_redoes_the_lines_and_says_so(tmp_path, tiny_m
     with np.load(out / "a.npz") as z:
         assert z["exp"].shape[0] == 60 and float(z["fps"]) == 60.0
     # Another emotion for one line through a CSV: only that line is redone.
-    sheet = tmp_path / "sheet.csv"
-    sheet.write_text(f"audio,name,emotion\n{tmp_path / 'lines' / 'a.wav'},a,sad\n"
-                     f"{tmp_path / 'lines' / 'b.wav'},b,neutral\n")
+    sheet = tmp_path / "sheet.csv"  # saved by Excel: with a UTF-8 BOM
+    sheet.write_text(f"\ufeffaudio,name,emotion\n{tmp_path / 'lines' / 'a.wav'},a,sad\n"
+                     f"{tmp_path / 'lines' / 'b.wav'},b,neutral\n", encoding="utf-8")
     proc = run_cli(str(sheet), "--out", str(out), "--model", str(tiny_model), "--jobs", "1",
                    "--fps", "60", "--progress", "jsonl")
     summary = json.loads(proc.stdout.splitlines()[-1])
