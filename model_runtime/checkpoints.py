@@ -147,8 +147,9 @@ def check_output_folder(folder, replace: bool = True, force_hint: str = "") -> N
     try:
         present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     except OSError as exc:
-        raise EmoteInputError("unwritable_output", f"Cannot look inside {folder} "
-                              f"({exc.strerror or exc}). Choose a folder you can write to.") from exc
+        raise EmoteInputError("unwritable_output", f"Cannot look inside {folder} ("
+                              f"{exc.strerror or exc}). Choose a folder you can write to."
+                              ) from exc
     if not present:
         return
     if is_checkpoint_folder(folder):

@@ -59,8 +59,9 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
                         "extension writes; see DESIGN.md) instead of the options below")
     p.add_argument("-o", "--out", required=True, metavar="RESULT.npz",
                    help="where to write the result (.npz with fps, exp, jaw, exp_names, model_id, "
-                        "head_id). Written only on success: a failed, cancelled or killed run leaves an "
-                        "old file there as it was. May not be the audio or request file.")
+                        "head_id). Written only on success: a failed, cancelled or killed run "
+                        "leaves an old file there as it was. May not be the audio or request "
+                        "file.")
     p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="jsonl: JSON progress/done/error lines on stdout (for programs); bar: a "
                         "progress bar on stderr; none: quiet; auto (default): bar when stderr is "

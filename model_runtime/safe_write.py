@@ -96,18 +96,31 @@ def _glob_escape(name: str) -> str:
 
 def file_mode() -> int:
     """0666 less the process umask: the permissions a plain new file would get."""
-    mask = os.umask(0)
+    try:  # Linux: read it without changing it (other threads may be creating files)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
 
 
 def cannot_write(path: str | os.PathLike, exc: OSError) -> EmoteInputError:
     """An unwritable destination, said in words (folder missing, permission, disk full...)."""
+    import errno
+
     path = Path(path)
     reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return EmoteInputError("unwritable_output", f"Cannot write {path}: the disk is full "
+                               f"({reason}). Free some space or choose another folder; nothing "
+                               "was changed.")
     return EmoteInputError("unwritable_output", f"Cannot write {path}: the folder {path.parent} "
-                           f"is not writable ({reason}). Choose a folder you can write to, or "
-                           "free some disk space.")
+                           f"is not writable ({reason}). Choose a folder you can write to; "
+                           "nothing was changed.")
 
 
 @contextlib.contextmanager

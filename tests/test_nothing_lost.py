@@ -230,3 +230,26 @@ def test_save_checkpoint_never_empties_a_folder(tmp_path):
     assert load_checkpoint(ours)[1]["provenance"]["note"] == "second save"
     assert sorted(p.name for p in ours.iterdir()) == ["config.json", "model.safetensors",
                                                       "notes.txt"]
+
+
+def test_a_write_that_fails_midway_keeps_the_old_file_and_live_temps_are_left_alone(tmp_path):
+    from model_runtime import safe_write
+
+    target = tmp_path / "report.csv"
+    target.write_text("old rows")
+    with pytest.raises(RuntimeError):
+        with safe_write.replacing(target, "w", encoding="utf-8") as fh:
+            fh.write("half of the new rows")
+            raise RuntimeError("disk went away")
+    assert target.read_text() == "old rows" and _leftovers(tmp_path) == []
+    # Another running process's temporary (here: our parent's) is not stale; a dead one's is.
+    live = tmp_path / f".report.csv.{os.getppid()}-abcd{TEMP_SUFFIX}"
+    live.write_text("someone is writing this")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".report.csv.{dead}-abcd{TEMP_SUFFIX}"
+    stale.write_text("left by a killed run")
+    safe_write.write_text(target, "new rows")
+    assert target.read_text() == "new rows"
+    assert _leftovers(tmp_path) == [live.name]
+    assert target.stat().st_mode & 0o777 == safe_write.file_mode()
