@@ -93,6 +93,7 @@ class EMOTE_OT_generate(bpy.types.Operator):
         """Synchronous path: background mode, scripts and tests."""
         s = context.scene.emote
         s.last_error = ""
+        job = None
         try:
             prepared = self._gather(context)
             p = prefs(context)
@@ -103,7 +104,12 @@ class EMOTE_OT_generate(bpy.types.Operator):
         except (EmoteInputError, runtime_client.RuntimeFailure, ValueError, OSError) as exc:
             self.report({"ERROR"}, _report_failure(s, exc))
             return {"CANCELLED"}
+        finally:
+            if job is not None:
+                runtime_client.discard(job)  # the job folder's result is baked or useless
         _after_bake(s, cmap)
+        for text in job.warnings:
+            self.report({"WARNING"}, text)
         return {"FINISHED"}
 
     def invoke(self, context, event):
@@ -170,6 +176,8 @@ class EMOTE_OT_generate(bpy.types.Operator):
                         _report_failure(s, exc))
             _redraw(context)
             return {"CANCELLED"}
+        finally:
+            runtime_client.discard(job)
         t_undo = time.monotonic()
         _after_bake(s, cmap)
         t_end = time.monotonic()
@@ -178,6 +186,8 @@ class EMOTE_OT_generate(bpy.types.Operator):
                             runtime_s=job.runtime_s, inference_s=job.inference_s,
                             to_bake_s=t_bake - job.started - job.runtime_s,
                             bake_s=t_undo - t_bake, undo_s=t_end - t_undo)
+        for text in job.warnings:
+            self.report({"WARNING"}, text)
         self.report({"INFO"}, f"EMOTE: baked {_take.name} in {t_end - self._t_click:.1f} s")
         _redraw(context, everything=True)
         return {"FINISHED"}
@@ -384,8 +394,8 @@ class _ExportBase:
     def execute(self, context):
         try:
             self.export(context, context.scene.emote.head, self.filepath)
-        except (ValueError, RuntimeError, OSError) as exc:
-            self.report({"ERROR"}, str(exc))
+        except (EmoteInputError, ValueError, RuntimeError, OSError) as exc:
+            self.report({"ERROR"}, getattr(exc, "message", None) or str(exc))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Exported {self.filepath}")
         return {"FINISHED"}

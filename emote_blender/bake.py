@@ -12,6 +12,26 @@ from emote_blender import blender_compat, channels, heads, takes
 from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
 
 LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR'
+# A result beyond these is refused before baking: FLAME expression coefficients stay within a
+# few units (ARKit weights within 0..1), and a jaw never turns half a circle.
+MAX_ABS_EXPRESSION = 50.0
+MAX_JAW_RAD = 3.1416
+
+
+def check_plausible(result: dict) -> None:
+    """RuntimeFailure(bad_result) when a result's values are far outside any model's range
+    (a broken or foreign model): baking them would wreck the head, so nothing is baked."""
+    from emote_blender.runtime_client import RuntimeFailure
+
+    exp, jaw = np.asarray(result["exp"]), np.asarray(result["jaw"])
+    peak_exp = float(np.abs(exp).max()) if exp.size else 0.0
+    peak_jaw = float(np.linalg.norm(jaw, axis=1).max()) if jaw.size else 0.0
+    if peak_exp > MAX_ABS_EXPRESSION or peak_jaw > MAX_JAW_RAD:
+        raise RuntimeFailure(
+            "bad_result", f"The result's values are far outside any model's range (expression "
+            f"up to {peak_exp:.3g}, plausible at most {MAX_ABS_EXPRESSION:g}; jaw up to "
+            f"{peak_jaw:.3g} rad, plausible at most {MAX_JAW_RAD:.3g}), so nothing was baked. "
+            "The model is broken or not made for this runtime; choose another model.")
 
 
 def jaw_quaternions(jaw_aa: np.ndarray, rest: np.ndarray) -> np.ndarray:
@@ -48,6 +68,7 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
     """Bake `result` (runtime_client.read_result) onto head `obj` as a new take; return it."""
     import bpy
 
+    check_plausible(result)
     cmap = channel_map_for(obj, result["exp_names"])
     key = obj.data.shape_keys
     rig = heads.find_rig(obj) if cmap.jaw_bone else None
@@ -59,6 +80,7 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
     name = f"{label} take {number}"
     before = takes.snapshot_assignment(obj)
     created: list = []
+    kept: list = []
     try:
         action = bpy.data.actions.new(name)
         created.append(action)
@@ -84,10 +106,12 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
                 write_curve(curves, path, i, frames, quat[:, i])
         take = takes.add_take(obj, name, number, action, rig_writer.action if rig else None,
                               first_frame, key, rig, info or {})
+        kept = takes.keep_user_animation(obj)  # the user's own keys outlive the switch
         takes.activate(obj, take)
         return take, cmap
     except Exception:
         takes.restore_assignment(obj, before)
+        takes.undo_keep(kept)
         takes.forget(obj, name, created)
         for act in created:
             if act.name in bpy.data.actions:

@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                "exported": sum(r["status"] == "done" for r in rows),
                "skipped": sum(r["status"] == "skipped" for r in rows), "failed": len(failed),
                "seconds": round(time.perf_counter() - t0, 2)}
-    (out / "batch_job_report.json").write_text(json.dumps(rows, indent=1), "utf-8")
+    from model_runtime.safe_write import write_text
+
+    write_text(out / "batch_job_report.json", json.dumps(rows, indent=1))
     print(json.dumps(summary), flush=True)
     return 3 if failed else 0
 

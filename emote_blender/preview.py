@@ -9,6 +9,7 @@ back to a PNG contact sheet when neither can write a video.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import struct
 import subprocess
@@ -110,8 +111,18 @@ def render_video(scene, out_path: str | Path, first: int, last: int,
     Tries Blender's FFMPEG output, then PNG frames muxed by the ffmpeg program (with `audio`),
     and writes `<out>.png` (a contact sheet) instead when no video can be written.
     """
-    out_path = Path(out_path).resolve()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    from model_runtime import safe_write
+
+    final = Path(out_path).resolve()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    safe_write.clean_stale_temps(final)
+    part = safe_write.temp_path(final)  # rendered there, renamed over `final` when complete
+
+    def install() -> Path:
+        os.chmod(part, safe_write.file_mode())
+        os.replace(part, final)
+        return final
+
     ffmpeg = ffmpeg if ffmpeg is not None else shutil.which("ffmpeg")
     old = (scene.frame_start, scene.frame_end, scene.render.filepath, scene.render.use_sequencer)
     scene.frame_start, scene.frame_end = int(first), int(last)
@@ -119,19 +130,20 @@ def render_video(scene, out_path: str | Path, first: int, last: int,
     # sound strips in it, the sequencer still renders the 3D view (the head) as the picture.
     scene.render.use_sequencer = _only_sound_strips(scene)
     try:
-        if _render_with_blender_ffmpeg(scene, out_path):
-            return out_path
+        if _render_with_blender_ffmpeg(scene, part):
+            return install()
         with tempfile.TemporaryDirectory(prefix="emote_preview_") as tmp:
             frames = _render_pngs(scene, Path(tmp), first, last)
-            if ffmpeg and _mux_with_ffmpeg(ffmpeg, Path(tmp), scene, out_path, audio,
+            if ffmpeg and _mux_with_ffmpeg(ffmpeg, Path(tmp), scene, part, audio,
                                            audio_start_s):
-                return out_path
-            sheet = out_path.with_suffix(".png")
+                return install()
+            sheet = final.with_suffix(".png")
             contact_sheet(frames, sheet)
             return sheet
     finally:
         scene.frame_start, scene.frame_end, scene.render.filepath = old[:3]
         scene.render.use_sequencer = old[3]
+        part.unlink(missing_ok=True)
 
 
 def _only_sound_strips(scene) -> bool:
@@ -196,7 +208,8 @@ def _mux_with_ffmpeg(ffmpeg: str, folder: Path, scene, out_path: Path, audio, st
            str(folder / "%05d.png")]
     if audio:
         cmd += ["-ss", f"{start_s:.4f}", "-i", str(audio), "-c:a", "aac", "-shortest"]
-    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", str(out_path)]
+    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-f", "mp4",
+            str(out_path)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired):
@@ -240,9 +253,10 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
 
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + chunk(b"IEND", b""))
+    from model_runtime.safe_write import write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png)
+    write_bytes(path, png)  # replaced only when whole
     return path
 
 

@@ -11,6 +11,7 @@ import atexit
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,6 +141,7 @@ class Job:
     done: int = 0
     total: int = 0
     error: RuntimeFailure | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. "the WAV file ... is cut short"
     last_output: float = field(default_factory=time.monotonic)
     stall_timeout_s: float = STALL_TIMEOUT_S
     _proc: subprocess.Popen | None = None
@@ -199,6 +201,8 @@ class Job:
             self.stage, self.done = "done", self.total
         elif kind == "error":
             self.fail(str(ev.get("kind", "runtime_error")), str(ev.get("message", "unknown")))
+        elif kind == "warning":
+            self.warnings.append(str(ev.get("message", "")))
 
     def fail(self, kind: str, message: str) -> None:
         self.state = "error"
@@ -224,10 +228,35 @@ class Job:
         self.error = RuntimeFailure("cancelled", "Generate was cancelled; the scene is unchanged.")
 
 
+_JOB_FOLDERS: set[Path] = set()  # created by this process; removed by discard() or at exit
+
+
 def _new_folder(work_dir: str | Path | None) -> Path:
     base = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "emote_jobs"
     base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="job_", dir=base))
+    folder = Path(tempfile.mkdtemp(prefix="job_", dir=base))
+    _JOB_FOLDERS.add(folder)
+    return folder
+
+
+def discard(job: Job) -> None:
+    """Remove a finished job's folder (request, result, logs) once its result is baked or the
+    job failed; a job still running is cancelled first."""
+    if not job.finished:
+        job.cancel()
+    shutil.rmtree(job.folder, ignore_errors=True)
+    _JOB_FOLDERS.discard(job.folder)
+
+
+def remove_job_folders() -> None:
+    """Remove every job folder this process made (Blender exit, add-on unregister)."""
+    shutdown_server()  # its log files live in one of them
+    for folder in list(_JOB_FOLDERS):
+        shutil.rmtree(folder, ignore_errors=True)
+        _JOB_FOLDERS.discard(folder)
+
+
+atexit.register(remove_job_folders)
 
 
 def start_generate(request: dict, python: str | Path, work_dir: str | Path | None = None) -> Job:

@@ -3,11 +3,17 @@
 A take is listed in the head object's `emote_takes` collection (registered by addon_ui). Its
 action(s) keep a fake user and a muted NLA track of their own, so they survive saving and the
 animator can unmute them to layer or compare takes.
+
+The head's own animation from before the first take (shape-key action, the FLAME rig's pose
+action) is kept the same way: a fake user and a muted NLA track named ORIGINAL_TRACK whose strip
+carries the action's own name, so Generate never orphans the user's keys.
 """
 
 from __future__ import annotations
 
 from emote_blender import blender_compat, heads
+
+ORIGINAL_TRACK = "Original animation"
 
 
 def _targets(obj):
@@ -42,6 +48,37 @@ def restore_assignment(obj, snap: dict) -> None:
         ad.action = action
         if blender_compat.SLOTTED and action is not None and slot is not None:
             ad.action_slot = slot
+
+
+def keep_user_animation(obj) -> list:
+    """Give the head's own assigned actions (not takes) a fake user and a muted NLA track
+    "Original animation" before a take replaces them. Returns what was done, for undo_keep."""
+    kept = []
+    for target in _targets(obj):
+        ad = target.animation_data if target is not None else None
+        act = ad.action if ad is not None else None
+        if act is None or "emote_take" in act:
+            continue
+        if any(st.action == act for tr in ad.nla_tracks for st in tr.strips):
+            continue  # already in this target's NLA (kept before, or the user's own strip)
+        slot = getattr(ad, "action_slot", None) if blender_compat.SLOTTED else None
+        kept.append((target, act, act.use_fake_user))
+        act.use_fake_user = True
+        track = ad.nla_tracks.new()
+        track.name = ORIGINAL_TRACK
+        track.mute = True
+        blender_compat.nla_strip_new(track, act.name, int(round(act.frame_range[0])), act, slot)
+    return kept
+
+
+def undo_keep(kept: list) -> None:
+    """Take back keep_user_animation (a Generate that failed leaves the scene as it was)."""
+    for target, act, had_fake_user in kept:
+        ad = target.animation_data
+        for track in [t for t in ad.nla_tracks if t.name == ORIGINAL_TRACK
+                      and any(st.action == act for st in t.strips)]:
+            ad.nla_tracks.remove(track)
+        act.use_fake_user = had_fake_user
 
 
 def add_take(obj, name: str, number: int, action, rig_action, first_frame: int, key, rig,

@@ -12,7 +12,7 @@ from math import gcd
 
 import numpy as np
 
-from model_runtime.errors import EmoteInputError
+from model_runtime.errors import EmoteInputError, EmoteWarning
 
 SAMPLE_RATE = 16000
 MIN_RATE = 8000
@@ -178,9 +178,22 @@ def _open(sf, path: str):
     if os.path.getsize(path) == 0:
         raise EmoteInputError(
             "empty_audio", f"The audio file {path} is empty (0 bytes). Use a file with sound.")
+    try:
+        with open(path, "rb") as fh:  # says "permission denied" where libsndfile says "damaged"
+            head = fh.read(65536)
+    except PermissionError as exc:
+        raise EmoteInputError(
+            "unreadable_file",
+            f"The audio file {path} cannot be opened: permission denied. Give yourself read "
+            "access to it (for example `chmod u+r FILE`) or copy it somewhere you can read.",
+        ) from exc
+    except OSError as exc:
+        raise EmoteInputError(
+            "unreadable_file", f"The audio file {path} cannot be opened ({exc.strerror or exc})."
+        ) from exc
     ext = os.path.splitext(path)[1].lower()
     try:
-        return sf.SoundFile(path)
+        handle = sf.SoundFile(path)
     except Exception as exc:
         if ext == ".mp3" and "MP3" not in sf.available_formats():
             raise EmoteInputError(
@@ -201,3 +214,43 @@ def _open(sf, path: str):
             f"{path} could not be read as audio ({exc}). The file may be damaged or not a sound "
             f"file. {_CONVERT_HINT}",
         ) from exc
+    _warn_if_cut_short(path, head, handle)
+    return handle
+
+
+def wav_declared_data(head: bytes) -> tuple[int, int, int] | None:
+    """(offset of the sample data, data size the header declares, bytes per frame) of a
+    RIFF/WAVE file, from its first bytes; None when it is not a WAV or the header says "unknown"
+    (0 or 0xFFFFFFFF, as streaming writers leave it)."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, block_align = 12, 0
+    while pos + 8 <= len(head):
+        chunk, size = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
+        if chunk == b"fmt " and pos + 22 <= len(head):
+            block_align = int.from_bytes(head[pos + 20:pos + 22], "little")
+        if chunk == b"data":
+            ok = 0 < size < 0xFFFFFFFF and block_align > 0
+            return (pos + 8, size, block_align) if ok else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _warn_if_cut_short(path: str, head: bytes, handle) -> None:
+    """Warn (EmoteWarning) when a WAV's data ends before the length its header gives."""
+    declared = wav_declared_data(head)
+    if declared is None or not handle.samplerate:
+        return
+    offset, size, block_align = declared
+    present = os.path.getsize(path) - offset
+    if present >= size:
+        return
+    said_s = size / block_align / handle.samplerate
+    have_s = max(present, 0) / block_align / handle.samplerate
+    import warnings
+
+    warnings.warn(EmoteWarning(
+        f"The WAV file {path} is cut short: its header says {said_s:.3f} s of audio "
+        f"({size} bytes) but the data ends after {have_s:.3f} s ({present} bytes). Only the "
+        "audio that is there is used; re-export or re-copy the file if the rest is missing."),
+        stacklevel=3)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from model_runtime.errors import EmoteInputError
@@ -181,32 +179,71 @@ def build_model(config: dict):
     return TalkingHead(config["architecture"])
 
 
-def save_checkpoint(model, config: dict, folder) -> Path:
-    """Write config.json + model.safetensors atomically (temp folder, then rename); returns folder."""
-    from safetensors.torch import save_file
+OUR_FILES = (WEIGHTS_NAME, CONFIG_NAME)
+
+
+def is_checkpoint_folder(folder) -> bool:
+    """Whether `folder` holds one of our checkpoints (a config.json with our format fields)."""
+    try:
+        with open(Path(folder) / CONFIG_NAME, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(config, dict) and "format_version" in config \
+        and isinstance(config.get("architecture"), dict)
+
+
+def check_output_folder(folder, replace: bool = True, force_hint: str = "") -> None:
+    """Refuse (before anything is written) a destination that would cost the user files.
+
+    A missing or empty folder is fine. A folder holding one of our checkpoints is fine when
+    `replace` (only config.json and model.safetensors are then replaced; other files stay);
+    otherwise it is refused with `force_hint`. Any other non-empty folder is `folder_not_ours`.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise EmoteInputError("folder_not_ours", f"{folder} is a file; a checkpoint is a folder. "
+                              "Give the path of a new folder.")
+    try:
+        present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    except OSError as exc:
+        raise EmoteInputError("unwritable_output", f"Cannot look inside {folder} ("
+                              f"{exc.strerror or exc}). Choose a folder you can write to."
+                              ) from exc
+    if not present:
+        return
+    if is_checkpoint_folder(folder):
+        if replace:
+            return
+        raise EmoteInputError("folder_not_ours", f"{folder} already holds a checkpoint. "
+                              f"{force_hint or 'Choose a new folder.'}")
+    shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
+    raise EmoteInputError(
+        "folder_not_ours",
+        f"The folder {folder} already holds files that are not an EMOTE checkpoint ({shown}); "
+        f"writing a checkpoint there could destroy them, so nothing was written. Give a new or "
+        f"empty folder, for example {folder / 'emote_model'}.")
+
+
+def save_checkpoint(model, config: dict, folder, replace: bool = True,
+                    force_hint: str = "") -> Path:
+    """Write config.json + model.safetensors into `folder`; returns it.
+
+    Each file goes to a temporary name beside it and is renamed over the old one only when
+    written (weights first, then the config), so a failed or killed save leaves the old
+    checkpoint. Files of ours are the only ones replaced; a folder holding anything else is
+    refused (check_output_folder), so the user's files are never deleted.
+    """
+    from safetensors.torch import save
+
+    from model_runtime.safe_write import write_bytes, write_text
 
     _check_config(config, "to save")
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a shipped model folder is readable by all
-    try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=1)
-        for written in (tmp / WEIGHTS_NAME, tmp / CONFIG_NAME):
-            written.chmod(0o644)
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old.{os.getpid()}"
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    check_output_folder(folder, replace, force_hint)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_bytes(folder / WEIGHTS_NAME, save(state, metadata={"format": "pt"}))
+    write_text(folder / CONFIG_NAME, json.dumps(config, indent=1))
     return folder
 
 

@@ -18,7 +18,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
-from model_runtime.errors import EmoteInputError
+from model_runtime.errors import EmoteInputError, warnings_to
 from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
 from model_runtime.progress import bar_progress, emit, jsonl_progress, no_progress
 
@@ -60,7 +60,9 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
                         "extension writes; see DESIGN.md) instead of the options below")
     p.add_argument("-o", "--out", required=True, metavar="RESULT.npz",
                    help="where to write the result (.npz with fps, exp, jaw, exp_names, model_id, "
-                        "head_id). Written only on success; an old file there is removed first.")
+                        "head_id). Written only on success: a failed, cancelled or killed run "
+                        "leaves an old file there as it was. May not be the audio or request "
+                        "file.")
     p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="jsonl: JSON progress/done/error lines on stdout (for programs); bar: a "
                         "progress bar on stderr; none: quiet; auto (default): bar when stderr is "
@@ -87,6 +89,10 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
 
 def _run_generate(args: argparse.Namespace) -> int:
     with _session(args.progress) as session:
+        if args.request:
+            from model_runtime.safe_write import refuse_overwriting_input
+
+            refuse_overwriting_input(args.out, {"request file": args.request})
         request = _request_from_args(args)
         from model_runtime.inference import run_request
 
@@ -102,7 +108,7 @@ def _request_from_args(args: argparse.Namespace) -> dict:
         if args.audio:
             raise _ArgError("give either AUDIO or --request, not both")
         try:
-            with open(args.request, encoding="utf-8") as fh:
+            with open(args.request, encoding="utf-8-sig") as fh:  # a BOM (Notepad) is fine
                 request = json.load(fh)
         except FileNotFoundError:
             raise _ArgError(f"request file {args.request} not found") from None
@@ -167,7 +173,12 @@ def _configure_convert(p: argparse.ArgumentParser) -> None:
                    help="trained: the float ALiBi bias the weights were trained with (default); "
                         "official-demo: the hard band the official demo computes under "
                         "torch >= 2.0")
-    p.add_argument("--out", required=True, help="checkpoint folder to create")
+    p.add_argument("--out", required=True,
+                   help="checkpoint folder to create: a new or empty folder (a folder holding "
+                        "other files, such as the download folder, is refused)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the config.json and model.safetensors of an earlier "
+                        "conversion in --out (nothing else there is touched)")
     p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="jsonl: a JSON done/error line on stdout; otherwise plain text")
 
@@ -177,7 +188,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         from model_runtime.convert_official import convert_official
 
         convert_official(args.ckpt, args.cfg, args.flint, args.out, attention=args.attention,
-                         flint_cfg=args.flint_cfg)
+                         flint_cfg=args.flint_cfg, force=args.force)
         session.finish({"event": "done", "out": str(args.out)},
                        f"Wrote checkpoint folder {args.out}.")
     return session.exit_code
@@ -201,6 +212,9 @@ def _configure_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="'default' or a checkpoint folder")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes (default: one per CPU core)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="only retry the lines that failed before (with the same settings); "
+                        "lines done with other settings are redone on a plain rerun")
     p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="jsonl: JSON lines on stdout; otherwise a bar on a terminal")
 
@@ -274,10 +288,16 @@ def _session(mode: str):
         else:
             print(text, file=out, flush=True)
 
+    def warn(text: str) -> None:
+        if jsonl:
+            emit(out, {"event": "warning", "message": text})
+        else:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
+
     session = _Session(report, finish)
     redirect = contextlib.redirect_stdout(sys.stderr) if jsonl else contextlib.nullcontext()
     try:
-        with redirect:
+        with redirect, warnings_to(warn):
             yield session
     except (EmoteInputError, _ArgError) as exc:
         _report_error(jsonl, getattr(exc, "kind", "bad_request"),

@@ -347,15 +347,22 @@ def _warn(message: str) -> None:
 
 
 def convert_official(ckpt, cfg_yaml, flint_ckpt, out_dir, attention: str = TRAINED,
-                     flint_cfg=None, warn: Callable[[str], None] = _warn) -> Path:
+                     flint_cfg=None, warn: Callable[[str], None] = _warn,
+                     force: bool = False) -> Path:
     """Convert an official EMOTE v1/v2 `.ckpt` + its `cfg.yaml` (+ optional FLINT `.ckpt` to
     cross-check its decoder, + optional FLINT cfg.yaml to check its settings) into our checkpoint
     folder `out_dir` with the given attention semantics; returns the folder. Settings the runtime
     does not implement are refused (bad_checkpoint, naming key and value); `warn` gets what the
-    user should know but does not stop the conversion."""
-    from model_runtime.checkpoints import (WHOLE_FRAMES, build_model, load_state_strict,
-                                           make_config, save_checkpoint)
+    user should know but does not stop the conversion.
 
+    `out_dir` must be new, empty, or (with `force`) an earlier conversion, whose config.json and
+    model.safetensors alone are replaced; a folder with other files (the download folder with
+    the licensed weights) is refused before anything is read or written."""
+    from model_runtime.checkpoints import (WHOLE_FRAMES, build_model, check_output_folder,
+                                           load_state_strict, make_config, save_checkpoint)
+
+    hint = "Add --force to replace its config.json and model.safetensors, or choose a new folder."
+    check_output_folder(out_dir, replace=force, force_hint=hint)
     if attention not in ATTENTION_MODES:
         raise EmoteInputError("bad_request", f"attention is {attention!r}; choose one of "
                               f"{', '.join(ATTENTION_MODES)}.")
@@ -403,7 +410,7 @@ def convert_official(ckpt, cfg_yaml, flint_ckpt, out_dir, attention: str = TRAIN
     model = build_model(config)
     ours = convert_state(state, model.state_dict(), ckpt)
     load_state_strict(model, ours, str(ckpt))
-    return save_checkpoint(model, config, out_dir)
+    return save_checkpoint(model, config, out_dir, replace=force, force_hint=hint)
 
 
 def main_convert(argv=None) -> int:
@@ -417,10 +424,12 @@ def main_convert(argv=None) -> int:
     p.add_argument("--flint-cfg")
     p.add_argument("--attention", choices=ATTENTION_MODES, default=TRAINED)
     p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
     try:
         out = convert_official(args.ckpt, args.cfg, args.flint, args.out,
-                               attention=args.attention, flint_cfg=args.flint_cfg)
+                               attention=args.attention, flint_cfg=args.flint_cfg,
+                               force=args.force)
     except EmoteInputError as exc:
         print(f"error ({exc.kind}): {exc.message}")
         return 2

@@ -3,14 +3,14 @@
 The network runs over overlapping windows blended with raised-cosine cross-fades, so memory is
 bounded by one window plus the outputs, whatever the clip length. Output frames are resampled to
 the request's frame rate (expression linearly, jaw by quaternion slerp); frame 0 is the audio time
-`audio_start_s`. The result file is written atomically: on any error no output file exists.
+`audio_start_s`. The result file is written atomically (model_runtime.safe_write): on any error,
+cancel or kill an existing file at the output path is left byte for byte.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +20,7 @@ import torch
 from model_runtime.audio import SAMPLE_RATE, load_audio
 from model_runtime.conditions import build_condition_track, identity_index, resample_track
 from model_runtime.errors import EmoteInputError
+from model_runtime.safe_write import hold_point, refuse_overwriting_input, replacing
 from model_runtime.networks.audio_encoders import normalise_audio
 
 Progress = Callable[[str, int, int], None]
@@ -216,23 +217,28 @@ def _folder_stamp(folder: Path) -> tuple:
         return ()
 
 
-def run_request(request: dict, out_path: str | os.PathLike, progress: Progress | None = None
-                ) -> dict:
+def run_request(request: dict, out_path: str | os.PathLike, progress: Progress | None = None,
+                extra: dict | None = None) -> dict:
     """DESIGN.md step 3: check the request, load model and audio, infer, resample, write
-    RESULT.npz atomically at `out_path`. Returns a short summary (frames, fps, model_id)."""
+    RESULT.npz atomically at `out_path`. Returns a short summary (frames, fps, model_id).
+
+    Nothing at `out_path` is touched unless the whole run succeeds; an output path that is the
+    audio itself is refused first. `extra` arrays are stored beside the result's own (batch
+    records the settings that made each result)."""
     out_path = Path(out_path)
     if out_path.is_dir():
         raise EmoteInputError("bad_request", f"The output path {out_path} is a folder; give a "
                               "file name such as RESULT.npz.")
-    if out_path.exists():
-        out_path.unlink()  # a stale result must not pass for this request's
     req = validate_request(request)
+    refuse_overwriting_input(out_path, {"audio file": req["audio"]})
     if progress:
         progress("load_model", 0, 1)
     model, config, model_id = get_model(req["model"])
     if progress:
         progress("load_model", 1, 1)
+    hold_point("inference", out_path.name)
     result = generate_result(req, model, config, model_id, progress)
+    result.update(extra or {})
     if progress:
         progress("write", 0, 1)
     write_result(result, out_path)
@@ -303,22 +309,10 @@ def generate_result(request: dict, model: torch.nn.Module, config: dict, model_i
 
 
 def write_result(result: dict, out_path: str | os.PathLike) -> None:
-    """Write the arrays to `out_path` via a temporary file in the same folder + os.replace."""
-    out_path = Path(out_path)
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EmoteInputError("bad_request", f"Cannot create the output folder {out_path.parent} "
-                              f"({exc}). Choose a writable location.") from exc
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".part", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **result)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write the arrays to `out_path` via a temporary file beside it + os.replace (safe_write);
+    an unwritable folder is `unwritable_output`."""
+    with replacing(out_path) as fh:
+        np.savez(fh, **result)
 
 
 def validate_request(request) -> dict:

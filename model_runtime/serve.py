@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import IO
 
-from model_runtime.errors import EmoteInputError
+from model_runtime.errors import EmoteInputError, warnings_to
 from model_runtime.progress import emit, jsonl_progress
 
 EPILOG = ("Protocol: one JSON object per line on stdin: {\"id\": ID, \"request\": {...}, \"out\": "
@@ -92,7 +92,9 @@ def _serve_one(out, message: dict, inference, cancelled: set, internal_message: 
             raise EmoteInputError("bad_request", "Give \"out\", the path of the result file.")
         progress("queued", 0, 1)
         started = time.perf_counter()
-        inference.run_request(message.get("request"), message["out"], progress)
+        with warnings_to(lambda text: emit(out, {"event": "warning", "id": rid,
+                                                  "message": text})):
+            inference.run_request(message.get("request"), message["out"], progress)
         emit(out, {"event": "done", "id": rid, "out": message["out"],
                    "seconds": round(time.perf_counter() - started, 4)})
     except Cancelled:

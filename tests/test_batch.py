@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -116,7 +117,7 @@ def test_batch_skips_corrupt_file_and_resumes(tmp_path, tiny_model):
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (summary["skipped"], summary["generated"], summary["failed"]) == (4, 0, 1)
     assert {n: (out / f"{n}.npz").stat().st_mtime_ns for n in done} == stamps
-    assert len(read_report(out / batch.REPORT_NAME)) == 6  # appended, one more row
+    assert len(read_report(out / batch.REPORT_NAME)) == 5  # rebuilt: one row per line
 
 
 def test_batch_without_default_model_fails_once_in_words(tmp_path, monkeypatch):
@@ -125,3 +126,105 @@ def test_batch_without_default_model_fails_once_in_words(tmp_path, monkeypatch):
     proc = run_cli(str(tmp_path / "a.wav"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
     assert "No default model is installed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _stats(out: Path) -> dict:
+    return {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")}
+
+
+def test_rerun_with_other_settings_redoes_the_lines_and_says_so(tmp_path, tiny_model):
+    speech_like(tmp_path / "lines" / "a.wav", 1.0, seed=1)
+    speech_like(tmp_path / "lines" / "b.wav", 0.6, seed=2)
+    out = tmp_path / "out"
+    common = (str(tmp_path / "lines"), "--out", str(out), "--model", str(tiny_model), "--jobs",
+              "1", "--progress", "jsonl")
+    assert run_cli(*common, "--fps", "30").returncode == 0
+    with np.load(out / "a.npz") as z:
+        assert z["exp"].shape[0] == 30
+    same = run_cli(*common, "--fps", "30")
+    assert json.loads(same.stdout.splitlines()[-1])["skipped"] == 2
+    proc = run_cli(*common, "--fps", "60")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert (summary["generated"], summary["skipped"]) == (2, 0)
+    assert "Redoing 2 line(s)" in proc.stderr and "fps 30.0 -> 60.0" in proc.stderr
+    with np.load(out / "a.npz") as z:
+        assert z["exp"].shape[0] == 60 and float(z["fps"]) == 60.0
+    # Another emotion for one line through a CSV: only that line is redone.
+    sheet = tmp_path / "sheet.csv"  # saved by Excel: with a UTF-8 BOM
+    sheet.write_text(f"\ufeffaudio,name,emotion\n{tmp_path / 'lines' / 'a.wav'},a,sad\n"
+                     f"{tmp_path / 'lines' / 'b.wav'},b,neutral\n", encoding="utf-8")
+    proc = run_cli(str(sheet), "--out", str(out), "--model", str(tiny_model), "--jobs", "1",
+                   "--fps", "60", "--progress", "jsonl")
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert (summary["generated"], summary["skipped"]) == (1, 1), proc.stderr
+    assert "emotion neutral -> sad" in proc.stderr
+    rows = read_report(out / batch.REPORT_NAME)
+    assert sorted(r["name"] for r in rows) == ["a", "b"]
+    assert {r["status"] for r in rows} == {"done"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_batch_stops_workers_reports_and_resumes(tmp_path, tiny_model, sig):
+    for i, n in enumerate("abcde"):
+        speech_like(tmp_path / "lines" / f"{n}.wav", 0.6, seed=i)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "model_runtime", "batch", str(tmp_path / "lines"), "--out",
+           str(out), "--model", str(tiny_model), "--jobs", "1", "--progress", "jsonl"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
+               EMOTE_TEST_HOLD_AT="inference:c.npz")  # line c waits until we interrupt
+    proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    worker_pid = None
+    for line in proc.stderr:
+        if line.startswith("EMOTE_TEST_HOLD "):
+            worker_pid = int(line.rsplit("pid=", 1)[1])
+            break
+    assert worker_pid is not None, proc.communicate()
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    text = [ln for ln in stderr.splitlines() if ln.startswith("Interrupted")]
+    assert len(text) == 1 and "2 of 5 lines done" in text[0] and "3 not done" in text[0]
+    assert json.loads(stdout.splitlines()[-1])["kind"] == "cancelled"
+    with pytest.raises(ProcessLookupError):  # the worker was stopped, not left writing
+        os.kill(worker_pid, 0)
+    assert sorted(p.name for p in out.glob("*.npz")) == ["a.npz", "b.npz"]
+    assert not list(out.rglob("*.part"))
+    rows = read_report(out / batch.REPORT_NAME)
+    assert [(r["name"], r["status"]) for r in rows] == [
+        ("a", "done"), ("b", "done"), ("c", "not done"), ("d", "not done"), ("e", "not done")]
+    stamps = _stats(out)
+    # The rerun does only what is missing, and the report then has each line once, done.
+    env.pop("EMOTE_TEST_HOLD_AT")
+    res = subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads(res.stdout.splitlines()[-1])
+    assert (summary["generated"], summary["skipped"]) == (3, 2)
+    assert {k: v for k, v in _stats(out).items() if k in stamps} == stamps
+    rows = read_report(out / batch.REPORT_NAME)
+    assert [r["name"] for r in rows] == list("abcde")
+    assert {r["status"] for r in rows} == {"done"}
+
+
+def test_retry_failed_retries_only_the_failed_lines(tmp_path, tiny_model):
+    lines = tmp_path / "lines"
+    speech_like(lines / "a.wav", 0.6, seed=1)
+    (lines / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + os.urandom(200))
+    out = tmp_path / "out"
+    common = ("--out", str(out), "--model", str(tiny_model), "--jobs", "1", "--progress",
+              "jsonl")
+    assert run_cli(str(lines), *common).returncode == 3
+    speech_like(lines / "broken.wav", 0.6, seed=2)  # the user fixes the file...
+    speech_like(tmp_path / "more" / "new.wav", 0.6, seed=3)  # ...and adds a line
+    stamp = (out / "a.npz").stat().st_mtime_ns
+    proc = run_cli(str(lines), str(tmp_path / "more"), *common, "--retry-failed")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert (summary["generated"], summary["failed"]) == (1, 0)
+    assert (out / "broken.npz").is_file() and not (out / "new.npz").exists()
+    assert (out / "a.npz").stat().st_mtime_ns == stamp
+    rows = {r["name"]: r["status"] for r in read_report(out / batch.REPORT_NAME)}
+    assert rows == {"a": "done", "broken": "done", "new": "not done"}

@@ -194,3 +194,26 @@ def test_cfg_is_required(tmp_path):
         convert_official(tmp_path / "last.ckpt", tmp_path / "nope.yaml", None, tmp_path / "out",
                          attention="fast")
     assert err.value.kind == "bad_request" and "official-demo" in err.value.message
+
+
+def test_out_folder_of_the_users_is_never_emptied(tmp_path):
+    """--out pointing at the download folder is refused and its licensed files stay; an earlier
+    conversion is replaced only with force, and then only its own two files."""
+    state = _fake_state(_shapes("emote_v1"), 1)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    ckpt = _lightning_ckpt(downloads / "last.ckpt", state)
+    cfg = talking_head_cfg(downloads / "cfg.yaml", n_exp=50)
+    before = {p.name: p.read_bytes() for p in downloads.iterdir()}
+    with pytest.raises(EmoteInputError) as info:
+        convert_official(ckpt, cfg, None, downloads)
+    assert info.value.kind == "folder_not_ours" and str(downloads) in info.value.message
+    assert {p.name: p.read_bytes() for p in downloads.iterdir()} == before
+    out = convert_official(ckpt, cfg, None, tmp_path / "converted")
+    (out / "my_notes.txt").write_text("keep")
+    with pytest.raises(EmoteInputError) as info:
+        convert_official(ckpt, cfg, None, out)
+    assert "--force" in info.value.message
+    convert_official(ckpt, cfg, None, out, force=True)
+    assert (out / "my_notes.txt").read_text() == "keep"
+    _check_converted(out, state, 50)

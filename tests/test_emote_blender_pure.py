@@ -14,6 +14,8 @@ import pytest
 
 from emote_blender import audio_strips, channels, emotion_curve, runtime_client
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
 
 def test_strip_timing_with_offset_trim_and_ntsc_rate():
     fps = audio_strips.scene_fps(30, 1.001)
@@ -208,3 +210,28 @@ def test_progress_is_one_bar_in_words():
     for stage in order + ["inference", "write", "done", "baking", "something new"]:
         assert "_" not in job_progress.describe(stage, 1, 2)[1]
     assert job_progress.advance(0.5, 0.2) == 0.5
+
+
+@pytest.mark.skipif(os.name == "nt", reason="fake interpreter is a script with a shebang")
+def test_job_folders_are_removed_after_use_and_at_exit(tmp_path):
+    import subprocess
+
+    done = _fake_runtime(tmp_path, "print(json.dumps({'event': 'done'}), flush=True)")
+    job = runtime_client.wait(runtime_client.start(REQ, done, tmp_path, use_server=False), 30)
+    assert job.state == "done" and job.folder.is_dir()
+    runtime_client.discard(job)
+    assert not job.folder.exists()
+    # A process that exits (Blender quitting) removes the job folders it made, server's too.
+    code = ("import sys, json; from emote_blender import runtime_client as rc\n"
+            "job = rc.wait(rc.start({'frame_count': 3}, sys.argv[1], sys.argv[2], "
+            "use_server=False), 30)\n"
+            "srv = rc.start({'frame_count': 3}, sys.argv[1], sys.argv[2], use_server=True)\n"
+            "print(json.dumps([str(job.folder), str(srv.folder), str(rc._SERVER.folder)]))\n")
+    work = tmp_path / "work"
+    res = subprocess.run([sys.executable, "-c", code, done, str(work)], capture_output=True,
+                         text=True, timeout=60, cwd=str(tmp_path),
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert res.returncode == 0, res.stderr
+    folders = json.loads(res.stdout.splitlines()[-1])
+    assert len(folders) == 3 and all(str(work) in f for f in folders)
+    assert list(work.iterdir()) == []

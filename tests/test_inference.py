@@ -260,15 +260,16 @@ def test_cached_model_is_reloaded_when_its_folder_is_resaved(tmp_path, ramp_wav)
     ({"audio": "/no/such/file.wav"}, "missing_file"),
     ({"model": "/no/such/model"}, "missing_file"),
 ])
-def test_bad_requests_leave_no_file(tmp_path, tiny_ckpt, ramp_wav, change, kind):
+def test_bad_requests_leave_the_old_file_alone(tmp_path, tiny_ckpt, ramp_wav, change, kind):
     out = tmp_path / "RESULT.npz"
-    out.write_bytes(b"stale result from an earlier run")
+    out.write_bytes(b"the user's earlier result")
     req = _request(ramp_wav, model=str(tiny_ckpt), audio_start_s=1.0, audio_end_s=3.0)
     req.update(change)
     with pytest.raises(EmoteInputError) as info:
         run_request(req, out)
     assert info.value.kind == kind, info.value.message
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [out]  # no temporary left behind
+    assert out.read_bytes() == b"the user's earlier result"
 
 
 def test_frame_count_within_one_frame_is_accepted(tmp_path, tiny_ckpt, ramp_wav):

@@ -1,6 +1,6 @@
 """MODEL_CARD.md of a trained checkpoint, written from its config's provenance.
 
-`save_checkpoint` replaces the whole folder, so the card is (re)written after every save.
+The card is (re)written after every save, atomically like the checkpoint's own files.
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ Full evaluation on real speech: `bench/`.
 
 def write_model_card(folder: Path, config: dict) -> Path:
     """Write MODEL_CARD.md into the checkpoint folder."""
+    from model_runtime.safe_write import write_text
+
     path = Path(folder) / "MODEL_CARD.md"
-    path.write_text(render(config), encoding="utf-8")
+    write_text(path, render(config))
     return path

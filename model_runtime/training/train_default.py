@@ -184,7 +184,10 @@ def git_commit() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model_runtime.checkpoints import default_arch, make_config, save_checkpoint
+    from model_runtime.checkpoints import (check_output_folder, default_arch, make_config,
+                                           save_checkpoint)
+
+    check_output_folder(args.out)  # refused now, not after hours of training
     from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
     from model_runtime.networks.flint import FlintVAE
     from model_runtime.networks.talking_head import TalkingHead
