@@ -139,6 +139,7 @@ def test_cli_passes_attention_and_flint_cfg(tmp_path, monkeypatch):
     base = ["convert-official", "--ckpt", "last.ckpt", "--cfg", "cfg.yaml", "--flint",
             "flint.ckpt", "--out", str(tmp_path / "out")]
     assert cli.main(base + ["--attention", "official-demo", "--flint-cfg", "f.yaml"]) == 0
-    assert seen["kwargs"] == {"attention": "official-demo", "flint_cfg": "f.yaml"}
-    assert cli.main(base) == 0
-    assert seen["kwargs"] == {"attention": "trained", "flint_cfg": None}
+    assert seen["kwargs"] == {"attention": "official-demo", "flint_cfg": "f.yaml",
+                              "force": False}
+    assert cli.main(base + ["--force"]) == 0
+    assert seen["kwargs"] == {"attention": "trained", "flint_cfg": None, "force": True}
