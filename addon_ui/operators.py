@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from .preferences import default_env_dir, prefs, runtime_python
-from emote_blender import (audio_strips, generate, heads, runtime_client, takes)
+from .preferences import prefs, runtime_python, setup_folder
+from emote_blender import (audio_strips, generate, heads, runtime_client, runtime_setup,
+                           takes)
 from emote_blender import export as exporter
 from model_runtime.errors import EmoteInputError
 
@@ -165,25 +166,40 @@ class EMOTE_OT_cancel(bpy.types.Operator):
 
 
 class EMOTE_OT_setup_runtime(bpy.types.Operator):
-    """Create the extension's runtime environment (downloads CPU torch and the runtime's needs)"""
+    """Download and install the runtime's pinned packages (CPU torch and the rest) for Blender's
+    own Python; it counts as set up only once they all import"""
 
     bl_idname = "emote.setup_runtime"
     bl_label = "Set up runtime"
 
-    _proc = None
+    repair: BoolProperty(name="Repair", default=False, options={"SKIP_SAVE"},
+                         description="Reinstall over a set-up that exists")
+
+    _run = None
     _timer = None
 
+    @classmethod
+    def poll(cls, context):
+        run = runtime_setup.current()
+        if run is not None and run.running:
+            cls.poll_message_set("The runtime is being set up")
+            return False
+        return True
+
     def execute(self, context):
+        run = runtime_setup.current()
+        if run is not None and run.running:
+            return {"CANCELLED"}  # a second click while it runs does nothing
         if not bpy.app.online_access:
             self.report({"ERROR"}, "Online access is off. Allow it in Preferences > System > "
                         "Network, or set 'Runtime Python' to an environment that has torch.")
             return {"CANCELLED"}
-        env_dir = default_env_dir()
-        self._log = env_dir.parent / "runtime_setup.log"
-        self._proc = runtime_client.start_setup(env_dir, sys.executable, self._log)
+        if self.repair:
+            runtime_client.shutdown_server()  # it may hold files of the folder we replace
+        self._run = runtime_setup.start_setup(setup_folder(), sys.executable)
         if bpy.app.background:
-            rc = self._proc.wait()
-            return self._end(context, rc)
+            self._run.wait()
+            return self._end(context)
         self._timer = context.window_manager.event_timer_add(0.5, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
@@ -191,32 +207,49 @@ class EMOTE_OT_setup_runtime(bpy.types.Operator):
     def modal(self, context, event):
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        last = _last_line(self._log)
-        context.workspace.status_text_set(f"EMOTE runtime set-up: {last[:120]}")
-        rc = self._proc.poll()
-        if rc is None:
+        context.workspace.status_text_set("EMOTE runtime set-up: " + self._run.last_line()[:120])
+        _redraw(context)
+        if self._run.running:
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
         context.workspace.status_text_set(None)
-        return self._end(context, rc)
+        _redraw(context)
+        return self._end(context)
 
-    def _end(self, context, rc):
-        if rc == 0:
+    def _end(self, context):
+        if self._run.ok:
+            context.scene.emote.last_error = ""
             self.report({"INFO"}, "EMOTE runtime is ready.")
             return {"FINISHED"}
-        msg = (f"Runtime set-up failed: {_last_line(self._log)}. See {self._log} and check "
-               "the network connection.")
+        msg = f"Runtime set-up failed: {self._run.reason()} (details: {self._run.log})"
         context.scene.emote.last_error = msg
         self.report({"ERROR"}, msg)
         return {"CANCELLED"}
 
 
-def _last_line(path: Path) -> str:
-    try:
-        lines = path.read_text("utf-8", "replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
+class EMOTE_OT_remove_runtime(bpy.types.Operator):
+    """Delete the packages 'Set up runtime' installed (bundled wheels stay with the extension)"""
+
+    bl_idname = "emote.remove_runtime"
+    bl_label = "Remove runtime"
+
+    @classmethod
+    def poll(cls, context):
+        run = runtime_setup.current()
+        return run is None or not run.running
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        runtime_client.shutdown_server()
+        try:
+            runtime_setup.remove_setup(setup_folder())
+        except OSError as exc:
+            self.report({"ERROR"}, f"Could not remove the runtime packages: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, "EMOTE runtime packages removed.")
+        return {"FINISHED"}
 
 
 class EMOTE_OT_add_flame_head(bpy.types.Operator, ImportHelper):
@@ -323,9 +356,9 @@ class EMOTE_OT_export_fbx(_ExportBase, bpy.types.Operator, ExportHelper):
     export = staticmethod(exporter.export_fbx)
 
 
-CLASSES = (EMOTE_OT_generate, EMOTE_OT_cancel, EMOTE_OT_setup_runtime, EMOTE_OT_add_flame_head,
-           EMOTE_OT_add_default_head, EMOTE_OT_take_delete, EMOTE_OT_export_gltf,
-           EMOTE_OT_export_fbx)
+CLASSES = (EMOTE_OT_generate, EMOTE_OT_cancel, EMOTE_OT_setup_runtime, EMOTE_OT_remove_runtime,
+           EMOTE_OT_add_flame_head, EMOTE_OT_add_default_head, EMOTE_OT_take_delete,
+           EMOTE_OT_export_gltf, EMOTE_OT_export_fbx)
 
 
 def register() -> None:

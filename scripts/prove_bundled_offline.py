@@ -1,0 +1,148 @@
+"""Proof that a bundled-runtime zip generates right after install with no network.
+
+    sudo .venv/bin/python scripts/prove_bundled_offline.py [dist/emote-0.1.0-linux_x64.zip]
+
+Makes a clean "Blender" interpreter: a venv with only what an official Blender's Python has
+(the bpy 5.0 wheel of .venv, numpy, requests, zstandard; no torch, scipy, soundfile or
+safetensors), then, inside a new network namespace (`unshare -n`: no network at all) and with a
+throw-away BLENDER_USER_RESOURCES, installs the zip with Blender's own extension installer,
+leaves 'Runtime Python' empty (no EMOTE_RUNTIME_PYTHON), adds the default head and the zip's
+sample dialogue line, and runs Generate. Prints what it checked and the zip's size; exits 1 on
+any failure. Needs root for `unshare -n` (pass --allow-network to run without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# What an official Blender's bundled Python has besides the stdlib (enough to import bpy).
+BLENDER_PY_PACKAGES = ("bpy", "numpy", "numpy.libs", "requests", "urllib3", "idna", "certifi",
+                       "charset_normalizer", "zstandard")
+
+INNER = r'''
+import importlib.util, json, os, socket, subprocess, sys, time
+from pathlib import Path
+
+zip_path = sys.argv[1]
+assert "EMOTE_RUNTIME_PYTHON" not in os.environ
+for mod in ("torch", "scipy", "soundfile", "safetensors"):
+    assert importlib.util.find_spec(mod) is None, f"{mod} must not be in the clean interpreter"
+print("clean interpreter:", sys.executable, "(no torch, scipy, soundfile, safetensors)")
+try:
+    socket.create_connection(("pypi.org", 443), timeout=3).close()
+    print("network: REACHABLE")
+except OSError as exc:
+    print("network: blocked (" + type(exc).__name__ + ": " + str(exc) + ")")
+
+import bpy
+print("Blender", bpy.app.version_string)
+t0 = time.monotonic()
+bpy.ops.wm.read_factory_settings(use_empty=True)
+res = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
+                                               enable_on_install=True)
+module = "bl_ext.user_default.emote"
+assert res == {"FINISHED"} and module in bpy.context.preferences.addons, res
+print(f"installed and enabled in {time.monotonic() - t0:.1f} s")
+
+prefs_mod = sys.modules[module + ".addon_ui.preferences"]
+from emote_blender import generate, runtime_client, runtime_setup
+py = prefs_mod.runtime_python(bpy.context)
+site = runtime_setup.wheel_site_packages(prefs_mod.extensions_dir())
+assert py == sys.executable, (py, sys.executable)
+assert runtime_setup.site_dirs_for(py) == [str(site)], runtime_setup.site_dirs_for(py)
+print("runtime python:", py)
+print("runtime status:", prefs_mod.runtime_status(bpy.context))
+probe = subprocess.run([py, "-c", "import torch, numpy, scipy, soundfile, safetensors; "
+                        "print(torch.__version__, torch.__file__)"], capture_output=True,
+                       text=True, env=runtime_client.runtime_env(py))
+assert probe.returncode == 0, probe.stderr
+assert probe.stdout.split()[1].startswith(str(site)), probe.stdout
+print("runtime torch:", probe.stdout.strip())
+
+scene = bpy.context.scene
+scene.render.fps = 30
+assert bpy.ops.emote.add_default_head() == {"FINISHED"}
+ext = Path(sys.modules[module].__file__).parent
+line = ext / "assets" / "dialogue" / "line_01.wav"
+assert line.is_file(), line
+ed = scene.sequence_editor_create()
+from emote_blender import blender_compat
+strip = blender_compat.new_sound_strip(ed, "line_01", str(line), 1, 1)
+s = scene.emote
+styles = generate.checkpoint_styles("default")
+if s.style not in styles:  # until the panel's default style is the model's first (issue 12.2)
+    s.style = styles[0]
+s.emotion = "HAPPY"
+scene.keyframe_insert("emote.emotion", frame=1)
+t0 = time.monotonic()
+res = bpy.ops.emote.generate()
+dt = time.monotonic() - t0
+assert res == {"FINISHED"}, s.last_error
+head = s.head
+take = head.emote_takes[-1]
+n = sum(len(fc.keyframe_points) for fc in blender_compat.action_fcurves(take.action))
+moving = 0
+for fc in blender_compat.action_fcurves(take.action):
+    vals = [k.co[1] for k in fc.keyframe_points]
+    moving += (max(vals) - min(vals)) > 1e-3
+print(f"Generate: {res} in {dt:.1f} s (cold): take {take.name!r}, {n} keys, "
+      f"{moving} moving curves, {strip.frame_final_end - strip.frame_final_start} frames")
+assert moving > 5
+assert "torch" not in sys.modules, "Blender's process imported torch"
+print("Blender's own process never imported torch")
+bpy.ops.preferences.addon_disable(module=module)
+print("PROOF OK")
+'''
+
+
+def clean_interpreter(where: Path) -> Path:
+    """A venv whose site-packages holds only Blender-Python-like packages (links into .venv)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    site = Path(glob.glob(str(where / "lib" / "python3*" / "site-packages"))[0])
+    src = Path(glob.glob(str(ROOT / ".venv" / "lib" / "python3*" / "site-packages"))[0])
+    for name in BLENDER_PY_PACKAGES:
+        if (src / name).exists():
+            (site / name).symlink_to(src / name)
+    return where / "bin" / "python"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("zip", nargs="?", default=None)
+    ap.add_argument("--allow-network", action="store_true")
+    args = ap.parse_args()
+    zips = [args.zip] if args.zip else sorted(glob.glob(str(ROOT / "dist" / "*-linux_x64.zip")))
+    if not zips:
+        print("error: no dist/*-linux_x64.zip; run ./run build-extension --platforms linux-x64")
+        return 1
+    zip_path = Path(zips[-1]).resolve()
+    print(f"zip: {zip_path} ({zip_path.stat().st_size / 2**20:.1f} MiB)")
+    tmp = Path(tempfile.mkdtemp(prefix="emote_offline_"))
+    try:
+        py = clean_interpreter(tmp / "blender_py")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PIP_", "EMOTE_", "PYTHON", "VIRTUAL_ENV"))}
+        env["BLENDER_USER_RESOURCES"] = str(tmp / "blender_user")
+        env["HOME"] = str(tmp / "home")
+        cmd = [str(py), "-c", INNER, str(zip_path)]
+        if not args.allow_network:
+            cmd = ["unshare", "-n", "--"] + cmd
+        t0 = time.monotonic()
+        rc = subprocess.call(cmd, env=env, cwd=str(tmp))
+        print(f"wall time {time.monotonic() - t0:.1f} s, exit code {rc}")
+        return 0 if rc == 0 else 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
