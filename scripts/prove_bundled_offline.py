@@ -1,6 +1,7 @@
 """Proof that a bundled-runtime zip generates right after install with no network.
 
     sudo .venv/bin/python scripts/prove_bundled_offline.py [dist/emote-0.1.0-linux_x64.zip]
+    .venv/bin/python scripts/prove_bundled_offline.py --setup-from https://pypi.org/simple
 
 Makes a clean "Blender" interpreter: a venv with only what an official Blender's Python has
 (the bpy 5.0 wheel of .venv, numpy, requests, zstandard; no torch, scipy, soundfile or
@@ -9,6 +10,9 @@ throw-away BLENDER_USER_RESOURCES, installs the zip with Blender's own extension
 leaves 'Runtime Python' empty (no EMOTE_RUNTIME_PYTHON), adds the default head and the zip's
 sample dialogue line, and runs Generate. Prints what it checked and the zip's size; exits 1 on
 any failure. Needs root for `unshare -n` (pass --allow-network to run without it).
+
+With --setup-from it proves the other path instead: the generic zip, 'Set up runtime' with pip
+told to use only that index (no pip config, no extra index), the ready marker, then Generate.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ INNER = r'''
 import importlib.util, json, os, socket, subprocess, sys, time
 from pathlib import Path
 
-zip_path = sys.argv[1]
+zip_path, mode = sys.argv[1], sys.argv[2]
 assert "EMOTE_RUNTIME_PYTHON" not in os.environ
 for mod in ("torch", "scipy", "soundfile", "safetensors"):
     assert importlib.util.find_spec(mod) is None, f"{mod} must not be in the clean interpreter"
@@ -55,8 +59,20 @@ print(f"installed and enabled in {time.monotonic() - t0:.1f} s")
 
 prefs_mod = sys.modules[module + ".addon_ui.preferences"]
 from emote_blender import generate, runtime_client, runtime_setup
+if mode == "setup":
+    assert prefs_mod.runtime_python(bpy.context) == ""
+    print("before set-up:", prefs_mod.runtime_status(bpy.context))
+    bpy.context.preferences.system.use_online_access = True
+    t0 = time.monotonic()
+    res = bpy.ops.emote.setup_runtime()
+    print(f"Set up runtime: {res} in {time.monotonic() - t0:.0f} s")
+    assert res == {"FINISHED"}, bpy.context.scene.emote.last_error
+    site = prefs_mod.setup_folder()
+    print("ready marker:", json.loads((site / runtime_setup.READY_MARKER).read_text()))
+    assert not runtime_setup.partial_folder(site).exists()
+else:
+    site = runtime_setup.wheel_site_packages(prefs_mod.extensions_dir())
 py = prefs_mod.runtime_python(bpy.context)
-site = runtime_setup.wheel_site_packages(prefs_mod.extensions_dir())
 assert py == sys.executable, (py, sys.executable)
 assert runtime_setup.site_dirs_for(py) == [str(site)], runtime_setup.site_dirs_for(py)
 print("runtime python:", py)
@@ -104,9 +120,11 @@ print("PROOF OK")
 '''
 
 
-def clean_interpreter(where: Path) -> Path:
-    """A venv whose site-packages holds only Blender-Python-like packages (links into .venv)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+def clean_interpreter(where: Path, with_pip: bool = False) -> Path:
+    """A venv whose site-packages holds only Blender-Python-like packages (links into .venv);
+    with pip (as Blender's Python has) for the set-up proof."""
+    subprocess.run([sys.executable, "-m", "venv", str(where)]
+                   + ([] if with_pip else ["--without-pip"]), check=True)
     site = Path(glob.glob(str(where / "lib" / "python3*" / "site-packages"))[0])
     src = Path(glob.glob(str(ROOT / ".venv" / "lib" / "python3*" / "site-packages"))[0])
     for name in BLENDER_PY_PACKAGES:
@@ -119,22 +137,32 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("zip", nargs="?", default=None)
     ap.add_argument("--allow-network", action="store_true")
+    ap.add_argument("--setup-from", metavar="INDEX", default=None,
+                    help="instead: install the GENERIC zip and press 'Set up runtime' with pip "
+                         "pointed only at INDEX (a PyPI mirror URL; implies network), then "
+                         "Generate with what it installed")
+    ap.add_argument("--find-links", default=None, help="with --setup-from: a wheel folder too")
     args = ap.parse_args()
-    zips = [args.zip] if args.zip else sorted(glob.glob(str(ROOT / "dist" / "*-linux_x64.zip")))
+    pattern = "emote-*[0-9].zip" if args.setup_from else "*-linux_x64.zip"
+    zips = [args.zip] if args.zip else sorted(glob.glob(str(ROOT / "dist" / pattern)))
     if not zips:
-        print("error: no dist/*-linux_x64.zip; run ./run build-extension --platforms linux-x64")
+        print(f"error: no dist/{pattern}; run ./run build-extension --platforms linux-x64")
         return 1
     zip_path = Path(zips[-1]).resolve()
     print(f"zip: {zip_path} ({zip_path.stat().st_size / 2**20:.1f} MiB)")
     tmp = Path(tempfile.mkdtemp(prefix="emote_offline_"))
     try:
-        py = clean_interpreter(tmp / "blender_py")
+        py = clean_interpreter(tmp / "blender_py", with_pip=bool(args.setup_from))
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("PIP_", "EMOTE_", "PYTHON", "VIRTUAL_ENV"))}
         env["BLENDER_USER_RESOURCES"] = str(tmp / "blender_user")
         env["HOME"] = str(tmp / "home")
-        cmd = [str(py), "-c", INNER, str(zip_path)]
-        if not args.allow_network:
+        if args.setup_from:
+            env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=args.setup_from)
+            if args.find_links:
+                env["PIP_FIND_LINKS"] = args.find_links
+        cmd = [str(py), "-c", INNER, str(zip_path), "setup" if args.setup_from else "bundled"]
+        if not args.allow_network and not args.setup_from:
             cmd = ["unshare", "-n", "--"] + cmd
         t0 = time.monotonic()
         rc = subprocess.call(cmd, env=env, cwd=str(tmp))

@@ -20,7 +20,10 @@ def _prefs_module():
 @pytest.fixture
 def no_runtime(fresh, monkeypatch):
     """The extension as a new user has it: no EMOTE_RUNTIME_PYTHON, no preference set."""
+    from emote_blender import runtime_setup
+
     monkeypatch.delenv("EMOTE_RUNTIME_PYTHON", raising=False)
+    monkeypatch.setattr(runtime_setup, "_CURRENT", None)  # no set-up run from an earlier test
     p = _prefs_module().prefs(bpy.context)
     old, p.runtime_python = p.runtime_python, ""
     yield fresh
@@ -105,3 +108,48 @@ def test_second_click_while_setting_up_does_nothing(no_runtime, monkeypatch):
     finally:
         run.wait(timeout_s=300)
     assert bpy.ops.emote.setup_runtime.poll()
+
+
+class _Recorder:
+    """Stands in for a UILayout: records labels and operator buttons (drawing needs a window)."""
+
+    def __init__(self, log):
+        self.log, self.alert = log, False
+
+    def box(self):
+        return _Recorder(self.log)
+
+    column = row = lambda self, align=False: _Recorder(self.log)
+
+    def label(self, text="", icon="NONE"):
+        self.log.append(("label", text, icon))
+
+    def operator(self, idname, text="", icon="NONE"):
+        self.log.append(("op", idname, text))
+        return type("Props", (), {})()
+
+
+def test_runtime_box_offers_the_right_buttons(no_runtime, monkeypatch):
+    from emote_blender import runtime_setup
+
+    prefs = _prefs_module()
+    log: list = []
+    prefs.draw_runtime_box(_Recorder(log), bpy.context)
+    assert ("op", "emote.setup_runtime", "Set up runtime") in log
+    log.clear()
+    folder = prefs.setup_folder()
+    folder.mkdir(parents=True)
+    (folder / runtime_setup.READY_MARKER).write_text(__import__("json").dumps(
+        {"requirements": runtime_setup.pinned_requirements(),
+         "python": list(sys.version_info[:2])}))
+    try:
+        prefs.draw_runtime_box(_Recorder(log), bpy.context)
+        assert log == []  # ready: the panel stays quiet
+        prefs.draw_runtime_box(_Recorder(log), bpy.context, always=True)
+        ops = [e[2] for e in log if e[0] == "op"]
+        assert ops == ["Repair", "Remove"], log
+        assert prefs.runtime_python(bpy.context) == sys.executable
+        assert runtime_setup.site_dirs_for(sys.executable) == [str(folder)]
+    finally:
+        runtime_setup.remove_setup(folder)
+        runtime_setup.bind_site_dirs(sys.executable, [])
