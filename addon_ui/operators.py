@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from .preferences import prefs, runtime_python, setup_folder
@@ -167,13 +167,11 @@ class EMOTE_OT_cancel(bpy.types.Operator):
 
 class EMOTE_OT_setup_runtime(bpy.types.Operator):
     """Download and install the runtime's pinned packages (CPU torch and the rest) for Blender's
-    own Python; it counts as set up only once they all import"""
+    own Python, replacing any earlier set-up (Repair); it counts as set up only once they all
+    import"""
 
     bl_idname = "emote.setup_runtime"
     bl_label = "Set up runtime"
-
-    repair: BoolProperty(name="Repair", default=False, options={"SKIP_SAVE"},
-                         description="Reinstall over a set-up that exists")
 
     _run = None
     _timer = None
@@ -194,8 +192,7 @@ class EMOTE_OT_setup_runtime(bpy.types.Operator):
             self.report({"ERROR"}, "Online access is off. Allow it in Preferences > System > "
                         "Network, or set 'Runtime Python' to an environment that has torch.")
             return {"CANCELLED"}
-        if self.repair:
-            runtime_client.shutdown_server()  # it may hold files of the folder we replace
+        runtime_client.shutdown_server()  # a Repair replaces the folder it runs from
         self._run = runtime_setup.start_setup(setup_folder(), sys.executable)
         if bpy.app.background:
             self._run.wait()

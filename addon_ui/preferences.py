@@ -66,7 +66,8 @@ def runtime_python(context=None) -> str:
 
 
 def runtime_status(context=None) -> tuple[str, str]:
-    """(state, words) for the panel: state is ready, running, failed, outdated or missing."""
+    """(state, words) for the panel: state is ready, running, failed, outdated, missing or
+    badpath (the chosen Runtime Python does not exist)."""
     run = runtime_setup.current()
     if run is not None and run.running:
         return "running", "Setting up the runtime: " + (run.last_line()[:100] or "starting")
@@ -76,7 +77,8 @@ def runtime_status(context=None) -> tuple[str, str]:
     if explicit:
         if Path(explicit).is_file():
             return "ready", "Runtime: " + explicit
-        return "missing", f"Runtime Python {explicit} does not exist"
+        return "badpath", (f"Runtime Python {explicit} does not exist: correct it, or clear it "
+                           "to use the bundled or set-up runtime")
     kind, _dirs = own_runtime_dirs()
     if kind == "bundled":
         return "ready", "Runtime: bundled with the extension"
@@ -96,13 +98,13 @@ def draw_runtime_box(layout, context, always: bool = False) -> None:
         return
     box = layout.box()
     col = box.column(align=True)
-    col.alert = state in ("failed", "missing", "outdated")
+    col.alert = state in ("failed", "missing", "outdated", "badpath")
     icon = {"ready": "CHECKMARK", "running": "SORTTIME"}.get(state, "ERROR")
     lines = _wrap(words, 44)
     col.label(text=lines[0], icon=icon)
     for line in lines[1:]:
         col.label(text=line)
-    if state == "running":
+    if state in ("running", "badpath"):
         return
     kind, _dirs = own_runtime_dirs()
     row = box.row(align=True)
@@ -110,7 +112,7 @@ def draw_runtime_box(layout, context, always: bool = False) -> None:
         row.operator("emote.setup_runtime", icon="CONSOLE",
                      text="Try again" if state == "failed" else "Set up runtime")
     if state == "outdated" or kind == "setup":
-        row.operator("emote.setup_runtime", icon="FILE_REFRESH", text="Repair").repair = True
+        row.operator("emote.setup_runtime", icon="FILE_REFRESH", text="Repair")
     if kind == "setup" or state == "outdated":
         row.operator("emote.remove_runtime", icon="TRASH", text="Remove")
     if state == "failed":

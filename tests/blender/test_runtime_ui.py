@@ -137,6 +137,13 @@ def test_runtime_box_offers_the_right_buttons(no_runtime, monkeypatch):
     prefs.draw_runtime_box(_Recorder(log), bpy.context)
     assert ("op", "emote.setup_runtime", "Set up runtime") in log
     log.clear()
+    p = prefs.prefs(bpy.context)
+    p.runtime_python = "/nowhere/python"  # a wrong explicit choice: say so, offer no set-up
+    prefs.draw_runtime_box(_Recorder(log), bpy.context)
+    assert not [e for e in log if e[0] == "op"]
+    assert "/nowhere/python does not exist" in " ".join(e[1] for e in log)
+    p.runtime_python = ""
+    log.clear()
     folder = prefs.setup_folder()
     folder.mkdir(parents=True)
     (folder / runtime_setup.READY_MARKER).write_text(__import__("json").dumps(
