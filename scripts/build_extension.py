@@ -22,6 +22,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -154,7 +155,15 @@ def download_wheels(platform: str, cache: Path, requirements: Path,
     while todo:
         proc = subprocess.run(base + [str(r) for r in todo], text=True, capture_output=True)
         if proc.returncode:
-            sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+            log = proc.stdout + proc.stderr
+            sys.stderr.write(log[-3000:])
+            missing = sorted({r.name for r in todo if re.search(
+                rf"(?i)(no matching distribution[^\n]*\b{re.escape(r.name)}\b|"
+                rf"no matching distributions available[^\n]*\n\s*{re.escape(r.name)}\b)", log)})
+            if missing:
+                raise SystemExit(f"error: the package index has no {', '.join(missing)} wheel "
+                                 f"for {platform} and Python {PYTHON_VERSION} (pins in "
+                                 f"{requirements.name}); build the other platforms without it")
             raise SystemExit(f"error: pip could not download the {platform} wheels (see above)")
         nxt = []
         for req in todo:

@@ -1,7 +1,10 @@
 """Proof that a bundled-runtime zip generates right after install with no network.
 
     sudo .venv/bin/python scripts/prove_bundled_offline.py [dist/emote-0.1.0-linux_x64.zip]
-    .venv/bin/python scripts/prove_bundled_offline.py --setup-from https://pypi.org/simple
+    sudo .venv/bin/python scripts/prove_bundled_offline.py --setup-from https://pypi.org/simple \
+        --expect-failure        # the generic zip's Set up runtime with no network fails cleanly
+    .venv/bin/python scripts/prove_bundled_offline.py --allow-network \
+        --setup-from https://pypi.org/simple   # ... and with network it sets up and generates
 
 Makes a clean "Blender" interpreter: a venv with only what an official Blender's Python has
 (the bpy 5.0 wheel of .venv, numpy, requests, zstandard; no torch, scipy, soundfile or
@@ -64,10 +67,25 @@ if mode == "setup":
     print("before set-up:", prefs_mod.runtime_status(bpy.context))
     bpy.context.preferences.system.use_online_access = True
     t0 = time.monotonic()
-    res = bpy.ops.emote.setup_runtime()
+    try:
+        res = bpy.ops.emote.setup_runtime()
+    except RuntimeError as exc:  # bpy.ops raises when the operator reports an ERROR
+        res = {"CANCELLED"}
     print(f"Set up runtime: {res} in {time.monotonic() - t0:.0f} s")
-    assert res == {"FINISHED"}, bpy.context.scene.emote.last_error
     site = prefs_mod.setup_folder()
+    if "--expect-failure" in sys.argv:
+        msg = bpy.context.scene.emote.last_error
+        print("panel message:", msg)
+        print("runtime status:", prefs_mod.runtime_status(bpy.context))
+        left = sorted(p.name for p in site.parent.iterdir())
+        print("left in the extension's user folder:", left)
+        assert res == {"CANCELLED"} and "no network?" in msg and "exit code" not in msg
+        assert runtime_setup.setup_state(site) == "missing" and not site.exists()
+        assert not runtime_setup.partial_folder(site).exists()
+        assert prefs_mod.runtime_python(bpy.context) == ""
+        print("PROOF OK (set-up failed as it should, nothing looks ready)")
+        sys.exit(0)
+    assert res == {"FINISHED"}, bpy.context.scene.emote.last_error
     print("ready marker:", json.loads((site / runtime_setup.READY_MARKER).read_text()))
     assert not runtime_setup.partial_folder(site).exists()
 else:
@@ -162,9 +180,11 @@ def main() -> int:
     ap.add_argument("--allow-network", action="store_true")
     ap.add_argument("--setup-from", metavar="INDEX", default=None,
                     help="instead: install the GENERIC zip and press 'Set up runtime' with pip "
-                         "pointed only at INDEX (a PyPI mirror URL; implies network), then "
+                         "pointed only at INDEX (PyPI or a mirror; file:// works offline), then "
                          "Generate with what it installed")
     ap.add_argument("--find-links", default=None, help="with --setup-from: a wheel folder too")
+    ap.add_argument("--expect-failure", action="store_true",
+                    help="with --setup-from under no network: prove the set-up fails cleanly")
     ap.add_argument("--blender-venv", type=Path, default=ROOT / ".venv",
                     help="the venv whose bpy wheel plays Blender (.venv: 5.0, .venv42: 4.2)")
     args = ap.parse_args()
@@ -188,7 +208,9 @@ def main() -> int:
             if args.find_links:
                 env["PIP_FIND_LINKS"] = args.find_links
         cmd = [str(py), "-c", INNER, str(zip_path), "setup" if args.setup_from else "bundled"]
-        if not args.allow_network and not args.setup_from:
+        if args.expect_failure:
+            cmd.append("--expect-failure")
+        if not args.allow_network:
             cmd = ["unshare", "-n", "--"] + cmd
         t0 = time.monotonic()
         rc = subprocess.call(cmd, env=env, cwd=str(tmp))
