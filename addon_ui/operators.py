@@ -204,7 +204,7 @@ class EMOTE_OT_setup_runtime(bpy.types.Operator):
     def modal(self, context, event):
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        context.workspace.status_text_set("EMOTE runtime set-up: " + self._run.last_line()[:120])
+        context.workspace.status_text_set("EMOTE runtime set-up: " + self._run.progress_text())
         _redraw(context)
         if self._run.running:
             return {"PASS_THROUGH"}
@@ -214,13 +214,15 @@ class EMOTE_OT_setup_runtime(bpy.types.Operator):
         return self._end(context)
 
     def _end(self, context):
+        # The runtime box (preferences.draw_runtime_box) shows the outcome and its reason.
         if self._run.ok:
-            context.scene.emote.last_error = ""
+            s = context.scene.emote
+            if s.last_error.startswith("The EMOTE runtime is not set up"):
+                s.last_error = ""
             self.report({"INFO"}, "EMOTE runtime is ready.")
             return {"FINISHED"}
-        msg = f"Runtime set-up failed: {self._run.reason()} (details: {self._run.log})"
-        context.scene.emote.last_error = msg
-        self.report({"ERROR"}, msg)
+        self.report({"ERROR"}, f"Runtime set-up failed: {self._run.reason()} "
+                    f"(details: {self._run.log})")
         return {"CANCELLED"}
 
 

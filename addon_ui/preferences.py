@@ -70,7 +70,7 @@ def runtime_status(context=None) -> tuple[str, str]:
     badpath (the chosen Runtime Python does not exist)."""
     run = runtime_setup.current()
     if run is not None and run.running:
-        return "running", "Setting up the runtime: " + (run.last_line()[:100] or "starting")
+        return "running", "Setting up the runtime: " + run.progress_text()
     env = os.environ.get("EMOTE_RUNTIME_PYTHON")
     p = prefs(context)
     explicit = env or (bpy.path.abspath(p.runtime_python) if p and p.runtime_python else "")
@@ -100,7 +100,7 @@ def draw_runtime_box(layout, context, always: bool = False) -> None:
     col = box.column(align=True)
     col.alert = state in ("failed", "missing", "outdated", "badpath")
     icon = {"ready": "CHECKMARK", "running": "SORTTIME"}.get(state, "ERROR")
-    lines = _wrap(words, 44)
+    lines = _wrap(words, _chars_per_line(context))
     col.label(text=lines[0], icon=icon)
     for line in lines[1:]:
         col.label(text=line)
@@ -117,6 +117,14 @@ def draw_runtime_box(layout, context, always: bool = False) -> None:
         row.operator("emote.remove_runtime", icon="TRASH", text="Remove")
     if state == "failed":
         box.label(text="Log: " + str(runtime_setup.log_path(setup_folder())))
+
+
+def _chars_per_line(context) -> int:
+    """About how many characters of label text fit across the region being drawn."""
+    region = getattr(context, "region", None)
+    width = getattr(region, "width", 0) or 300
+    scale = (context.preferences.system.ui_scale if context.preferences else 0.0) or 1.0
+    return max(20, int((width - 40 * scale) / (6.5 * scale)))
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -207,12 +207,16 @@ def run_setup(folder: Path, python: str) -> int:
     tmp.mkdir(parents=True)
     reqs = pinned_requirements()
     steps = [
-        ([python, "-m", "pip", "--version"], None),
-        (install_command(python, tmp, reqs), None),
-        ([python, "-c", _IMPORT_CHECK, *RUNTIME_MODULES], str(tmp)),
+        ("checking pip", [python, "-m", "pip", "--version"], None),
+        ("downloading and installing PyTorch and the rest (about 1 GB)",
+         install_command(python, tmp, reqs), None),
+        ("checking that the packages import", [python, "-c", _IMPORT_CHECK, *RUNTIME_MODULES],
+         str(tmp)),
     ]
-    for cmd, path in steps:
-        _say("$ " + " ".join(cmd if "-c" not in cmd else cmd[:2] + ["<import check>"] + cmd[3:]))
+    for words, cmd, path in steps:
+        _say("STEP: " + words)
+        shown = cmd if "-c" not in cmd else cmd[:2] + ["<import check>"] + cmd[3:]
+        _say("$ " + " ".join(shown))
         rc = subprocess.call(cmd, env=_clean_env(path), stdin=subprocess.DEVNULL,
                              stderr=subprocess.STDOUT)
         if rc:
@@ -254,12 +258,20 @@ class SetupRun:
         self.rc = self.proc.wait(timeout=timeout_s)
         return self.rc
 
-    def last_line(self) -> str:
+    def progress_text(self) -> str:
+        """The current step in words, with pip's latest line (e.g. 'Downloading torch...')."""
         try:
-            lines = self.log.read_text("utf-8", "replace").strip().splitlines()
+            lines = [ln.strip() for ln in self.log.read_text("utf-8", "replace").splitlines()
+                     if ln.strip()]
         except OSError:
-            return ""
-        return lines[-1].strip() if lines else ""
+            lines = []
+        steps = [ln[len("STEP: "):] for ln in lines if ln.startswith("STEP: ")]
+        if not steps:
+            return "starting"
+        last = lines[-1]
+        if last.startswith(("STEP: ", "$ ")):
+            return steps[-1]
+        return f"{steps[-1]}: {last[:80]}"
 
     @property
     def ok(self) -> bool:

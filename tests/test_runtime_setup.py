@@ -76,6 +76,7 @@ def test_offline_setup_ends_in_a_clear_message_and_leaves_nothing_ready(tmp_path
     assert not runtime_setup.partial_folder(folder).exists()
     assert runtime_setup.setup_state(folder) == "missing"
     assert runtime_setup.log_path(folder).is_file()  # the details stay readable
+    assert run.progress_text().startswith("downloading and installing PyTorch")
 
 
 def test_bound_site_dirs_reach_only_that_interpreter(tmp_path):
