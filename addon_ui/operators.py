@@ -193,7 +193,11 @@ class EMOTE_OT_setup_runtime(bpy.types.Operator):
                         "Network, or set 'Runtime Python' to an environment that has torch.")
             return {"CANCELLED"}
         runtime_client.shutdown_server()  # a Repair replaces the folder it runs from
-        self._run = runtime_setup.start_setup(setup_folder(), sys.executable)
+        try:
+            self._run = runtime_setup.start_setup(setup_folder(), sys.executable)
+        except (runtime_setup.SetupBusy, OSError) as exc:
+            self.report({"ERROR"}, f"Runtime set-up not started: {exc}")
+            return {"CANCELLED"}
         if bpy.app.background:
             self._run.wait()
             return self._end(context)
@@ -244,7 +248,7 @@ class EMOTE_OT_remove_runtime(bpy.types.Operator):
         runtime_client.shutdown_server()
         try:
             runtime_setup.remove_setup(setup_folder())
-        except OSError as exc:
+        except (runtime_setup.SetupBusy, OSError) as exc:
             self.report({"ERROR"}, f"Could not remove the runtime packages: {exc}")
             return {"CANCELLED"}
         self.report({"INFO"}, "EMOTE runtime packages removed.")

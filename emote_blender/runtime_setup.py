@@ -80,6 +80,46 @@ def log_path(folder: Path) -> Path:
     return folder.with_name("runtime_setup.log")
 
 
+def lock_path(folder: Path) -> Path:
+    return folder.with_name("runtime_setup.lock")
+
+
+class SetupBusy(Exception):
+    """Another process (another Blender) is setting up the same folder right now."""
+
+
+def lock_owner(folder: Path) -> int | None:
+    """The process id of a live set-up driver holding the folder's lock, else None."""
+    try:
+        info = json.loads(lock_path(Path(folder)).read_text("utf-8"))
+        pid, started = int(info["pid"]), float(info["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if os.name == "nt":  # no safe liveness probe without extra modules: trust it for 2 hours
+        return pid if time.time() - started < 7200 else None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def _take_lock(folder: Path) -> bool:
+    path = lock_path(folder)
+    if lock_owner(folder) is not None:
+        return False
+    path.unlink(missing_ok=True)  # stale: its driver is gone
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"pid": os.getpid(), "started": time.time()}, fh)
+    return True
+
+
 def ready_info(folder: str | Path) -> dict | None:
     """The ready marker's content, or None when the folder is not a finished set-up."""
     try:
@@ -102,6 +142,8 @@ def setup_state(folder: str | Path) -> str:
 def remove_setup(folder: str | Path) -> None:
     """Delete the set-up packages (and any half-made attempt); the log stays for reading."""
     folder = Path(folder)
+    if lock_owner(folder) is not None:
+        raise SetupBusy("the runtime is being set up right now; remove it after that")
     for path in (folder, partial_folder(folder), folder.with_name(folder.name + ".old")):
         if path.exists():
             shutil.rmtree(path)
@@ -302,6 +344,10 @@ def start_setup(folder: str | Path, python: str | Path | None = None) -> SetupRu
     if _CURRENT is not None and _CURRENT.running:
         return _CURRENT
     folder, python = Path(folder), str(python or sys.executable)
+    owner = lock_owner(folder)
+    if owner is not None:
+        raise SetupBusy(f"another Blender (set-up process {owner}) is already setting up the "
+                        "runtime; wait for it to finish")
     log = log_path(folder)
     log.parent.mkdir(parents=True, exist_ok=True)
     env = _clean_env(str(extension_root()))
@@ -319,12 +365,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folder", required=True, type=Path)
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args(argv)
+    args.folder.parent.mkdir(parents=True, exist_ok=True)
+    if not _take_lock(args.folder):
+        _say("SETUP FAILED: another set-up of this runtime is running")
+        return 1
     try:
         return run_setup(args.folder, args.python)
     except OSError as exc:
         _say(f"SETUP FAILED: {exc}")
         shutil.rmtree(partial_folder(args.folder), ignore_errors=True)
         return 1
+    finally:
+        lock_path(args.folder).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

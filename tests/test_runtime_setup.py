@@ -76,6 +76,7 @@ def test_offline_setup_ends_in_a_clear_message_and_leaves_nothing_ready(tmp_path
     assert not runtime_setup.partial_folder(folder).exists()
     assert runtime_setup.setup_state(folder) == "missing"
     assert runtime_setup.log_path(folder).is_file()  # the details stay readable
+    assert not runtime_setup.lock_path(folder).exists()
     assert run.progress_text().startswith("downloading and installing PyTorch")
 
 
@@ -115,3 +116,24 @@ def test_enable_without_numpy_says_what_to_install(monkeypatch):
         entry.register()
     assert "numpy" in str(err.value) and "python3-numpy" in str(err.value)
     assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_a_live_set_up_elsewhere_blocks_a_second_one(tmp_path):
+    import subprocess
+
+    folder = runtime_setup.setup_folder(tmp_path)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        runtime_setup.lock_path(folder).write_text(json.dumps({"pid": other.pid,
+                                                               "started": 0}))
+        if __import__("os").name != "nt":
+            assert runtime_setup.lock_owner(folder) == other.pid
+            with pytest.raises(runtime_setup.SetupBusy, match="already setting up"):
+                runtime_setup.start_setup(folder, sys.executable)
+            with pytest.raises(runtime_setup.SetupBusy):
+                runtime_setup.remove_setup(folder)
+    finally:
+        other.kill()
+        other.wait()
+    assert runtime_setup.lock_owner(folder) is None  # its process is gone: a stale lock
