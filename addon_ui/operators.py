@@ -10,8 +10,9 @@ import bpy
 from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from .preferences import default_env_dir, prefs, runtime_python
-from emote_blender import (audio_strips, generate, heads, job_progress, runtime_client, takes)
+from .preferences import prefs, runtime_python, runtime_status, setup_folder
+from emote_blender import (audio_strips, generate, heads, job_progress, runtime_client,
+                           runtime_setup, takes)
 from emote_blender import export as exporter
 from model_runtime.errors import EmoteInputError
 
@@ -43,8 +44,9 @@ def generate_blocker(context) -> str:
         if settings.strip_name:
             return f"The sound strip {settings.strip_name!r} is not in the Video Sequencer"
         return "Add the dialogue to the Video Sequencer as a sound strip first"
-    if not Path(runtime_python(context)).is_file():
-        return "The EMOTE runtime is not set up: press Set up runtime"
+    state, words = runtime_status(context)
+    if state != "ready":
+        return words if state == "running" else f"{words} (see the runtime box in the panel)"
     return ""
 
 
@@ -232,25 +234,41 @@ class EMOTE_OT_cancel(bpy.types.Operator):
 
 
 class EMOTE_OT_setup_runtime(bpy.types.Operator):
-    """Create the extension's runtime environment (downloads CPU torch and the runtime's needs)"""
+    """Download and install the runtime's pinned packages (CPU torch and the rest) for Blender's
+    own Python, replacing any earlier set-up (Repair); it counts as set up only once they all
+    import"""
 
     bl_idname = "emote.setup_runtime"
     bl_label = "Set up runtime"
 
-    _proc = None
+    _run = None
     _timer = None
 
+    @classmethod
+    def poll(cls, context):
+        run = runtime_setup.current()
+        if run is not None and run.running:
+            cls.poll_message_set("The runtime is being set up")
+            return False
+        return True
+
     def execute(self, context):
+        run = runtime_setup.current()
+        if run is not None and run.running:
+            return {"CANCELLED"}  # a second click while it runs does nothing
         if not bpy.app.online_access:
             self.report({"ERROR"}, "Online access is off. Allow it in Preferences > System > "
                         "Network, or set 'Runtime Python' to an environment that has torch.")
             return {"CANCELLED"}
-        env_dir = default_env_dir()
-        self._log = env_dir.parent / "runtime_setup.log"
-        self._proc = runtime_client.start_setup(env_dir, sys.executable, self._log)
+        runtime_client.shutdown_server()  # a Repair replaces the folder it runs from
+        try:
+            self._run = runtime_setup.start_setup(setup_folder(), sys.executable)
+        except (runtime_setup.SetupBusy, OSError) as exc:
+            self.report({"ERROR"}, f"Runtime set-up not started: {exc}")
+            return {"CANCELLED"}
         if bpy.app.background:
-            rc = self._proc.wait()
-            return self._end(context, rc)
+            self._run.wait()
+            return self._end(context)
         self._timer = context.window_manager.event_timer_add(0.5, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
@@ -258,32 +276,51 @@ class EMOTE_OT_setup_runtime(bpy.types.Operator):
     def modal(self, context, event):
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        last = _last_line(self._log)
-        context.workspace.status_text_set(f"EMOTE runtime set-up: {last[:120]}")
-        rc = self._proc.poll()
-        if rc is None:
+        context.workspace.status_text_set("EMOTE runtime set-up: " + self._run.progress_text())
+        _redraw(context)
+        if self._run.running:
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
         context.workspace.status_text_set(None)
-        return self._end(context, rc)
+        _redraw(context)
+        return self._end(context)
 
-    def _end(self, context, rc):
-        if rc == 0:
+    def _end(self, context):
+        # The runtime box (preferences.draw_runtime_box) shows the outcome and its reason.
+        if self._run.ok:
+            s = context.scene.emote
+            if s.last_error.startswith("The EMOTE runtime is not set up"):
+                s.last_error = ""
             self.report({"INFO"}, "EMOTE runtime is ready.")
             return {"FINISHED"}
-        msg = (f"Runtime set-up failed: {_last_line(self._log)}. See {self._log} and check "
-               "the network connection.")
-        context.scene.emote.last_error = msg
-        self.report({"ERROR"}, msg)
+        self.report({"ERROR"}, f"Runtime set-up failed: {self._run.reason()} "
+                    f"(details: {self._run.log})")
         return {"CANCELLED"}
 
 
-def _last_line(path: Path) -> str:
-    try:
-        lines = path.read_text("utf-8", "replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
+class EMOTE_OT_remove_runtime(bpy.types.Operator):
+    """Delete the packages 'Set up runtime' installed (bundled wheels stay with the extension)"""
+
+    bl_idname = "emote.remove_runtime"
+    bl_label = "Remove runtime"
+
+    @classmethod
+    def poll(cls, context):
+        run = runtime_setup.current()
+        return run is None or not run.running
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        runtime_client.shutdown_server()
+        try:
+            runtime_setup.remove_setup(setup_folder())
+        except (runtime_setup.SetupBusy, OSError) as exc:
+            self.report({"ERROR"}, f"Could not remove the runtime packages: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, "EMOTE runtime packages removed.")
+        return {"FINISHED"}
 
 
 class EMOTE_OT_add_flame_head(bpy.types.Operator, ImportHelper):
@@ -421,9 +458,9 @@ class EMOTE_OT_export_fbx(_ExportBase, bpy.types.Operator, ExportHelper):
     export = staticmethod(exporter.export_fbx)
 
 
-CLASSES = (EMOTE_OT_generate, EMOTE_OT_cancel, EMOTE_OT_setup_runtime, EMOTE_OT_add_flame_head,
-           EMOTE_OT_add_default_head, EMOTE_OT_take_delete, EMOTE_OT_export_gltf,
-           EMOTE_OT_export_fbx)
+CLASSES = (EMOTE_OT_generate, EMOTE_OT_cancel, EMOTE_OT_setup_runtime, EMOTE_OT_remove_runtime,
+           EMOTE_OT_add_flame_head, EMOTE_OT_add_default_head, EMOTE_OT_take_delete,
+           EMOTE_OT_export_gltf, EMOTE_OT_export_fbx)
 
 
 def register() -> None:

@@ -61,14 +61,9 @@ def draw_emote(layout, context) -> None:
     box.prop(s, "intensity", slider=True)
     box.prop(s, "transition_s")
 
-    from pathlib import Path
+    from .preferences import draw_runtime_box
 
-    from .preferences import runtime_python
-
-    if not Path(runtime_python(context)).is_file():
-        warn = col.box()
-        warn.label(text="The EMOTE runtime is not set up yet", icon="ERROR")
-        warn.operator("emote.setup_runtime", icon="CONSOLE")
+    draw_runtime_box(col, context)
     row = col.row(align=True)
     row.use_property_split = False
     row.scale_y = 1.4

@@ -51,7 +51,7 @@ def generate_results(audio_inputs: list[str], out: Path, args) -> list[Path]:
         cmd += ["--style", args.style]
     if args.jobs:
         cmd += ["--jobs", str(args.jobs)]
-    proc = subprocess.run(cmd, env=runtime_env(), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, env=runtime_env(python), stdout=subprocess.PIPE, text=True)
     if proc.returncode not in (0, 3):  # 3: some lines failed, the rest are there
         raise SystemExit(proc.returncode)
     return sorted(res_dir.glob("*.npz"))

@@ -67,7 +67,7 @@ def _convert_with_runtime(path: Path, runtime_python: str | None) -> HeadModel:
                 "from model_runtime.heads.head_model import save_head; "
                 "save_head(load_flame(sys.argv[1]), sys.argv[2])")
         proc = subprocess.run([py, "-c", code, str(path), str(out)], capture_output=True,
-                              text=True, env=runtime_env(), timeout=300)
+                              text=True, env=runtime_env(py), timeout=300)
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or ["no message"]
             raise EmoteInputError("bad_head_model", f"Could not read FLAME file {path.name}: "

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,32 +38,27 @@ def extension_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def runtime_env() -> dict:
-    """Environment for the runtime process: the extension folder first on its import path."""
+def runtime_env(python: str | Path | None = None) -> dict:
+    """Environment for the runtime process: the extension folder first on its import path, then
+    the package folders bound to `python` (bundled wheels or 'Set up runtime', runtime_setup)."""
+    from emote_blender.runtime_setup import site_dirs_for
+
     env = dict(os.environ)
-    root = str(extension_root())
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(
-        os.pathsep) if p and p != root])
+    first = [str(extension_root())] + site_dirs_for(python)
+    env["PYTHONPATH"] = os.pathsep.join(first + [p for p in env.get("PYTHONPATH", "").split(
+        os.pathsep) if p and p not in first])
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONHOME", None)  # Blender sets it for its own Python; the runtime has its own
+    if len(first) > 1:
+        env["PYTHONNOUSERSITE"] = "1"  # our packages, not whatever is in the user's ~/.local
     return env
-
-
-def default_runtime_dir(user_dir: str | Path) -> Path:
-    """Where "Set up runtime" puts the extension's own environment."""
-    return Path(user_dir) / "runtime_env"
-
-
-def venv_python(env_dir: str | Path) -> Path:
-    env_dir = Path(env_dir)
-    return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 def check_interpreter(python: str | Path | None) -> Path:
     """The runtime interpreter, or RuntimeFailure(missing_runtime) saying how to get one."""
     if not python or not Path(python).is_file():
-        raise RuntimeFailure("missing_runtime", "The EMOTE runtime is not set up "
-                             f"({python or 'no interpreter chosen'} does not exist). Press "
+        what = f" ({python} does not exist)" if python else ""
+        raise RuntimeFailure("missing_runtime", f"The EMOTE runtime is not set up{what}. Press "
                              "'Set up runtime' in the EMOTE panel or the add-on preferences, "
                              "or point the preferences at a Python that has torch.")
     return Path(python)
@@ -271,7 +265,7 @@ def start_generate(request: dict, python: str | Path, work_dir: str | Path | Non
         job._proc = subprocess.Popen(
             [str(python), "-m", "model_runtime", "generate", "--request", str(req_path),
              "--out", str(out_path), "--progress", "jsonl"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=runtime_env(),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=runtime_env(python),
             cwd=str(folder))
     return job
 
@@ -293,7 +287,8 @@ class ServeProcess:
                 open(self.folder / "stderr.txt", "wb") as err:
             self.proc = subprocess.Popen(
                 [self.python, "-m", "model_runtime", "serve"], stdin=subprocess.PIPE,
-                stdout=out, stderr=err, env=runtime_env(), cwd=str(self.folder))
+                stdout=out, stderr=err, env=runtime_env(self.python),
+                cwd=str(self.folder))
 
     @property
     def alive(self) -> bool:
@@ -452,54 +447,3 @@ def run_sync(request: dict, python: str | Path, work_dir: str | Path | None = No
     if job.state != "done":
         raise job.error or RuntimeFailure("runtime_error", "The runtime failed.")
     return read_result(job.out_path, request["frame_count"]), job
-
-
-def setup_commands(env_dir: str | Path, base_python: str | Path,
-                   requirements: list[str]) -> list[list[str]]:
-    """Commands that create the runtime environment: a venv, then CPU torch and the rest."""
-    py = str(venv_python(env_dir))
-    return [
-        [str(base_python), "-m", "venv", str(env_dir)],
-        [py, "-m", "pip", "install", "--upgrade", "pip"],
-        [py, "-m", "pip", "install", "torch", "--index-url",
-         "https://download.pytorch.org/whl/cpu"],
-        [py, "-m", "pip", "install", *requirements],
-    ]
-
-
-RUNTIME_REQUIREMENTS = ["numpy<2.3", "scipy", "soundfile", "safetensors"]
-
-
-def runtime_requirements() -> list[str]:
-    """The runtime's pip requirements (its requirements file when shipped, else the core list)."""
-    req = extension_root() / "model_runtime" / "requirements.txt"
-    if req.is_file():
-        lines = [ln.split("#")[0].strip() for ln in req.read_text("utf-8").splitlines()]
-        return [ln for ln in lines if ln and not ln.startswith("torch")]
-    return list(RUNTIME_REQUIREMENTS)
-
-
-_SETUP_DRIVER = (
-    "import json, subprocess, sys\n"
-    "for cmd in json.loads(sys.argv[1]):\n"
-    "    print('$ ' + ' '.join(cmd), flush=True)\n"
-    "    rc = subprocess.call(cmd)\n"
-    "    if rc:\n"
-    "        print('FAILED with exit code %d' % rc, flush=True)\n"
-    "        sys.exit(rc)\n"
-    "print('DONE', flush=True)\n")
-
-
-def start_setup(env_dir: str | Path, base_python: str | Path, log_path: str | Path):
-    """Start creating the runtime environment in the background; returns the Popen.
-
-    Output goes to `log_path`; poll the process and show the log's last line.
-    """
-    cmds = setup_commands(env_dir, base_python, runtime_requirements())
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.pop("PYTHONHOME", None)
-    with open(log_path, "wb") as log:
-        return subprocess.Popen([str(base_python), "-c", _SETUP_DRIVER, json.dumps(cmds)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env)
