@@ -68,13 +68,17 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
             rig_action = bpy.data.actions.new(name + " jaw")
             created.append(rig_action)
             rig_writer = blender_compat.ActionWriter(rig_action)
-        if key is not None and (cmap.shape_keys or cmap.jaw_open_key):
+        if key is not None and (cmap.shape_keys or cmap.jaw_open_key or cmap.mixes):
             curves = writer.fcurves_for(key)
             for col, kname in cmap.shape_keys.items():
                 write_curve(curves, f'key_blocks["{kname}"].value', 0, frames, exp[:, col])
+            jaw_open = channels.jaw_to_open(jaw[:, 0], JAW_OPEN_FULL_RAD)
             if cmap.jaw_open_key:
                 write_curve(curves, f'key_blocks["{cmap.jaw_open_key}"].value', 0, frames,
-                            channels.jaw_to_open(jaw[:, 0], JAW_OPEN_FULL_RAD))
+                            jaw_open)
+            for kname, terms in cmap.mixes.items():  # CC4 quarters, VRM / RPM presets
+                write_curve(curves, f'key_blocks["{kname}"].value', 0, frames,
+                            channels.mix_values(terms, exp, jaw_open))
         if rig is not None:
             quat = jaw_quaternions(jaw, heads.bone_rest_matrix(rig, cmap.jaw_bone))
             curves = rig_writer.fcurves_for(rig)
