@@ -115,6 +115,7 @@ class ChannelMap:
     mixes: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # key -> terms
     unknown_keys: list[str] = field(default_factory=list)  # shape keys no convention names
     idle_keys: list[str] = field(default_factory=list)  # known keys this model cannot drive
+    retarget: str = ""  # how the result was carried onto this head's basis, or why it was not
 
 
 def match_channels(exp_names: list[str], shape_key_names: list[str], bone_names: list[str],

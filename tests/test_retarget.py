@@ -109,3 +109,17 @@ def test_is_arkit_head():
     assert retarget.is_arkit_head(list(OPEN_HEAD_CHANNELS))
     assert retarget.is_arkit_head(["jawOpen", "eyeBlinkLeft"])
     assert not retarget.is_arkit_head(["exp000", "jawOpen"]) and not retarget.is_arkit_head([])
+
+
+def test_apply_to_result_relabels_channels(heads, speech):
+    flame, ark = heads
+    exp, jaw, _ = speech
+    m = retarget.fit_retarget(ark, flame)
+    res = {"fps": np.float64(25), "exp": exp, "jaw": jaw, "exp_names": np.array(ark.exp_names),
+           "model_id": np.array("m"), "head_id": np.array(ark.head_id)}
+    out = retarget.apply_to_result(m, res)
+    assert list(out["exp_names"]) == flame.exp_names and str(out["head_id"]) == flame.head_id
+    np.testing.assert_allclose(out["exp"], m.apply(exp, jaw)[0])
+    assert str(out["retargeted_from"]) == ark.head_id and out["model_id"] == res["model_id"]
+    with pytest.raises(ValueError, match="not those"):
+        retarget.apply_to_result(m, dict(res, exp_names=np.array(flame.exp_names[:40])))

@@ -224,3 +224,18 @@ def retarget_map(source: HeadModel, target: HeadModel) -> RetargetMap:
     if key not in _CACHE:
         _CACHE[key] = fit_retarget(source, target)
     return _CACHE[key]
+
+
+def apply_to_result(rmap: RetargetMap, result: dict) -> dict:
+    """A runtime result (RESULT.npz arrays) carried onto the map's target head: `exp` and
+    `exp_names` become the target's, `jaw` passes through; other arrays are kept."""
+    names = [str(n) for n in np.asarray(result["exp_names"]).tolist()]
+    if names != rmap.source_names:
+        raise ValueError(f"the result's channels ({len(names)}, first {names[:3]}) are not those "
+                         f"of {rmap.source_head_id!r} that this map was fitted for")
+    exp, jaw = rmap.apply(result["exp"], result["jaw"])
+    out = dict(result)
+    out.update(exp=exp, jaw=jaw, exp_names=np.array(rmap.target_names, dtype=str),
+               head_id=np.array(rmap.target_head_id),
+               retargeted_from=np.array(rmap.source_head_id))
+    return out
