@@ -41,6 +41,7 @@ FACE_BOX = {"x": 1.7, "y_down": 1.6, "y_up": 2.6, "z_back": 1.4}
 LANDMARK_WEIGHT = 250.0
 MOUTH_WEIGHT = 6.0  # extra weight at the mouth centre, falling off over MOUTH_RADIUS
 MOUTH_RADIUS = 0.7  # mouth widths
+MAX_FACE_POINTS = 3000  # face vertices used per head (evenly thinned beyond; keeps the fit quick)
 NON_FACE_GROUPS = ("mouth", "teeth", "tongue", "eye_white", "iris", "pupil")  # open-head groups
 
 _ARKIT_SPELLINGS = set(ARKIT_BLENDSHAPES) | set(OPEN_HEAD_CHANNELS)
@@ -145,6 +146,8 @@ def face_points(head: HeadModel) -> tuple[np.ndarray, np.ndarray]:
     keep &= used & (np.abs(p[:, 0]) <= box["x"]) & (p[:, 1] >= -box["y_down"])
     keep &= (p[:, 1] <= box["y_up"]) & (p[:, 2] >= -box["z_back"]) & (normals[:, 2] > 0.0)
     idx = np.nonzero(keep)[0]
+    if len(idx) > MAX_FACE_POINTS:
+        idx = idx[np.linspace(0, len(idx) - 1, MAX_FACE_POINTS).round().astype(np.int64)]
     return idx, p[idx]
 
 
