@@ -20,7 +20,7 @@ from model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES
 _EXP = re.compile(r"^(?:flame)?exp(?:ression)?0*(\d+)$")
 _SIDE_SUFFIX = re.compile(r"(?:[_.\- ]([lrLR])|(?<=[a-z])([LR]))$")
 _SIDE_PREFIX = re.compile(r"^([lrLR])[_.\- ](?=\w)")
-# Where a mesh or namespace prefix ends: "Face.", "blendShape1.", "Head:", "A|B", "Genesis8Female__".
+# Where a mesh or namespace prefix ends: "Face.", "blendShape1.", "Head:", "A|B", "Genesis8_1__".
 _PREFIX_END = re.compile(r"[.:|]|__")
 
 JAW = -1  # source column of a mix term fed from the jaw rotation (jawOpen = jaw_to_open(jaw))
