@@ -4,7 +4,8 @@ open-head model on a FLAME head), carry the result over with `model_runtime.head
 The two expression bases come from what is at hand: the bundled open head for open-head models
 and open-head characters; otherwise the mesh itself (its basis and recognised shape keys, turned
 into the head-model frame), with the mouth landmarks from the object's `emote_landmarks` property
-(name -> vertex index) or found from the mouth opening as for FLAME files. A FLAME model's basis
+(name -> vertex index), read off its ARKit mouth shapes, or found from the mouth opening as for
+FLAME files. A FLAME model's basis
 is the FLAME head object in the file with the model's head id (Add FLAME head makes one).
 """
 
@@ -28,12 +29,17 @@ def _open_head() -> HeadModel:
     return load_head(default_head_path())
 
 
-def _landmarks(obj, verts: np.ndarray, faces: np.ndarray) -> dict[str, int] | None:
+def _landmarks(obj, verts: np.ndarray, faces: np.ndarray, dirs: np.ndarray,
+               names: list[str]) -> dict[str, int] | None:
+    """The artist's `emote_landmarks`, else read off the ARKit mouth shapes, else the mouth hole."""
     stored = obj.get("emote_landmarks")
     if stored:
         marks = json.loads(stored) if isinstance(stored, str) else dict(stored)
         if all(n in marks for n in REQUIRED_LANDMARKS):
             return {n: int(marks[n]) for n in REQUIRED_LANDMARKS}
+    marks = retarget.landmarks_from_arkit_shapes(verts, dirs, names)
+    if marks is not None:
+        return marks
     from model_runtime.heads.flame_pickle import find_mouth_landmarks
 
     try:
@@ -74,10 +80,10 @@ def head_model_of(obj, names: list[str] | None = None) -> HeadModel | None:
     tris = np.empty(3 * len(mesh.loop_triangles), dtype=np.int32)
     mesh.loop_triangles.foreach_get("vertices", tris)
     faces = tris.reshape(-1, 3)
-    marks = _landmarks(obj, base, faces)
+    dirs = np.stack([coords(by_canon[c]) - base for c in wanted], axis=2)
+    marks = _landmarks(obj, base, faces, dirs, wanted)
     if marks is None:
         return None
-    dirs = np.stack([coords(by_canon[c]) - base for c in wanted], axis=2)
     return HeadModel(
         head_id=str(obj.get("emote_head_id") or f"object:{obj.name}"),
         v_template=base.astype(np.float32), faces=faces, exp_names=list(names or wanted),

@@ -123,3 +123,17 @@ def test_apply_to_result_relabels_channels(heads, speech):
     assert str(out["retargeted_from"]) == ark.head_id and out["model_id"] == res["model_id"]
     with pytest.raises(ValueError, match="not those"):
         retarget.apply_to_result(m, dict(res, exp_names=np.array(flame.exp_names[:40])))
+
+
+def test_mouth_landmarks_read_off_arkit_shapes(heads):
+    _flame, ark = heads
+    truth = {n: ark.landmark(n) for n in retarget.LIP_LANDMARKS}
+    assert retarget.landmarks_from_arkit_shapes(ark.v_template, ark.exp_dirs,
+                                                ark.exp_names) == truth
+    apple = [n.replace("_L", "Left").replace("_R", "Right") for n in ark.exp_names]
+    keep = [i for i, n in enumerate(ark.exp_names) if n != "mouthClose"]  # the fallback shapes
+    assert retarget.landmarks_from_arkit_shapes(ark.v_template, ark.exp_dirs[:, :, keep],
+                                                [apple[i] for i in keep]) == truth
+    no_smile = [i for i, n in enumerate(ark.exp_names) if not n.startswith("mouthSmile")]
+    assert retarget.landmarks_from_arkit_shapes(ark.v_template, ark.exp_dirs[:, :, no_smile],
+                                                [ark.exp_names[i] for i in no_smile]) is None

@@ -211,6 +211,55 @@ def fit_retarget(source: HeadModel, target: HeadModel, ridge: float = 1e-4) -> R
                        (0.0, 1.0) if arkit_target else None, full)
 
 
+def _dir(exp_names, exp_dirs: np.ndarray, name: str) -> np.ndarray | None:
+    """The direction of an ARKit channel in Apple's or the _L/_R spelling, or None."""
+    for n in (name, name.replace("Left", "_L").replace("Right", "_R")):
+        if n in exp_names:
+            return np.asarray(exp_dirs[:, :, list(exp_names).index(n)], dtype=np.float64)
+    return None
+
+
+def landmarks_from_arkit_shapes(v_template: np.ndarray, exp_dirs: np.ndarray,
+                                exp_names) -> dict[str, int] | None:
+    """The four mouth landmarks of an ARKit-shaped head, read off what its shapes move: each mouth
+    corner is the vertex mouthSmileLeft/Right moves most; the inner lips are the vertices near
+    the midline between the corners that mouthClose moves most down (upper) and up (lower), or
+    failing that mouthUpperUp and mouthLowerDown move most up and down. None when the head lacks
+    those shapes. Model frame: y up, +x the subject's left."""
+    v = np.asarray(v_template, dtype=np.float64)
+    smile_l, smile_r = (_dir(exp_names, exp_dirs, n) for n in ("mouthSmileLeft",
+                                                                "mouthSmileRight"))
+    if smile_l is None or smile_r is None:
+        return None
+    left = int(np.argmax(np.linalg.norm(smile_l, axis=1)))
+    right = int(np.argmax(np.linalg.norm(smile_r, axis=1)))
+    width = float(np.linalg.norm(v[left] - v[right]))
+    if width <= 0:
+        return None
+    centre = 0.5 * (v[left] + v[right])
+    near = ((np.abs(v[:, 0] - centre[0]) < 0.12 * width)
+            & (np.abs(v[:, 1] - centre[1]) < 0.5 * width)
+            & (v[:, 2] > centre[2] - 0.1 * width))  # in front of the corners: lips, not teeth
+    close = _dir(exp_names, exp_dirs, "mouthClose")
+    if close is not None and np.abs(close[near, 1]).max(initial=0) > 0:
+        up_move, low_move = -close[:, 1], close[:, 1]
+    else:
+        parts = [_dir(exp_names, exp_dirs, n) for n in ("mouthUpperUpLeft", "mouthUpperUpRight",
+                                                        "mouthLowerDownLeft",
+                                                        "mouthLowerDownRight")]
+        if any(p is None for p in parts):
+            return None
+        up_move, low_move = (parts[0] + parts[1])[:, 1], -(parts[2] + parts[3])[:, 1]
+    if not near.any():
+        return None
+    idx = np.nonzero(near)[0]
+    upper, lower = int(idx[np.argmax(up_move[idx])]), int(idx[np.argmax(low_move[idx])])
+    if upper == lower:
+        return None
+    return {"lip_upper_inner": upper, "lip_lower_inner": lower, "mouth_corner_left": left,
+            "mouth_corner_right": right}
+
+
 def _fingerprint(head: HeadModel) -> str:
     h = hashlib.sha1(head.head_id.encode())
     for arr in (head.v_template, head.exp_dirs, head.faces, head.landmark_vertices):
