@@ -8,9 +8,9 @@ that differ from ARKit after folding are listed.
 Two kinds of entry:
 
 - `ALIASES` name one ARKit channel each and are always driven (weight 1). Character Creator 4's
-  extended profile splits some ARKit shapes into halves or quarters (`Mouth_Funnel_Up_L` ...), so
-  several keys may share one channel; each quarter receives the channel's full value, as the
-  quarters together make the whole shape.
+  extended profile splits some ARKit shapes into halves or quarters (`Mouth_Funnel_Up_L`,
+  `Mouth_Roll_In_Upper_L` ...), so several keys may share one channel; each part receives the
+  channel's full value, as the parts together make the whole shape.
 - `PRESETS` are shapes that no single ARKit channel equals (VRM visemes and expressions, Ready
   Player Me's extra keys, VRoid's `Fcl_` keys). Each is a weighted sum of ARKit channels. A preset
   is driven only when none of its source channels drives a key of its own on the same rig, so a
@@ -35,6 +35,8 @@ CC4_ALIASES: dict[str, str] = {
     "Mouth_Up_Upper_L": "mouthUpperUpLeft", "Mouth_Up_Upper_R": "mouthUpperUpRight",
     "Mouth_Down_Lower_L": "mouthLowerDownLeft", "Mouth_Down_Lower_R": "mouthLowerDownRight",
     "Mouth_Roll_In_Upper": "mouthRollUpper", "Mouth_Roll_In_Lower": "mouthRollLower",
+    "Mouth_Roll_In_Upper_L": "mouthRollUpper", "Mouth_Roll_In_Upper_R": "mouthRollUpper",
+    "Mouth_Roll_In_Lower_L": "mouthRollLower", "Mouth_Roll_In_Lower_R": "mouthRollLower",
     "Mouth_Funnel_Up_L": "mouthFunnel", "Mouth_Funnel_Up_R": "mouthFunnel",
     "Mouth_Funnel_Down_L": "mouthFunnel", "Mouth_Funnel_Down_R": "mouthFunnel",
     "Mouth_Pucker_Up_L": "mouthPucker", "Mouth_Pucker_Up_R": "mouthPucker",

@@ -45,7 +45,7 @@ def test_all_52_apple_names_are_recognised_as_themselves():
     ("Cheek_Raise_R", "cheekSquintRight"), ("Eye_L_Look_L", "eyeLookOutLeft"),
     ("Eye_R_Look_L", "eyeLookInRight"), ("Mouth_Up_Upper_L", "mouthUpperUpLeft"),
     ("Mouth_Roll_In_Lower", "mouthRollLower"), ("Mouth_Funnel_Down_R", "mouthFunnel"),
-    ("Mouth_L", "mouthLeft"),
+    ("Mouth_L", "mouthLeft"), ("Mouth_Roll_In_Upper_R", "mouthRollUpper"),
     # FLAME
     ("exp_12", "exp12"), ("Exp 007", "exp7"),
 ])
