@@ -147,8 +147,9 @@ def nla_samples(owner, data_path: str, frames: np.ndarray) -> np.ndarray | None:
             if track.mute:
                 continue
             strips = [st for st in track.strips if not st.mute]
-            if not any(st.type == "CLIP" and st.action is not None
-                       and _strip_fcurve(st, data_path) for st in strips):
+            if any(st.type != "CLIP" for st in strips):
+                return None  # meta strips and transitions: left to Blender
+            if not any(st.action is not None and _strip_fcurve(st, data_path) for st in strips):
                 continue  # sets nothing of ours
             if not all(_plain_strip(st) for st in strips):
                 return None
