@@ -124,7 +124,8 @@ def match_channels(exp_names: list[str], shape_key_names: list[str], bone_names:
 
     The jaw rotation goes to a bone named like "jaw" when there is one, else to the rig's
     jawOpen key (whose model channel then stays unused). Every other key is driven from the model
-    columns its role names; presets only when none of their sources drives a key directly.
+    columns its role names; presets only when none of their sources drives a key directly (a jaw
+    bone or jawOpen key counts as driving jawOpen, so VRM's `A` stays idle on a rig with a jaw).
     """
     cmap = ChannelMap()
     jaw = [b for b in bone_names if b.lower() == "jaw"] or [b for b in bone_names
