@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emote_blender import blender_compat, channels, heads, takes
+from emote_blender import blender_compat, channels, heads, retargeting, takes
 from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
 
 LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR'
@@ -60,8 +60,12 @@ def channel_map_for(obj, exp_names: list[str]) -> channels.ChannelMap:
     """How a result's channels land on this head (see channels.match_channels)."""
     rig = heads.find_rig(obj)
     bones = [b.name for b in rig.data.bones] if rig is not None else []
-    return channels.match_channels(exp_names, heads.shape_key_names(obj), bones,
-                                   JAW_OPEN_FULL_RAD)
+    key = obj.data.shape_keys if obj.type == "MESH" else None
+    ad = key.animation_data if key is not None else None
+    driven = {d.data_path for d in ad.drivers} if ad is not None else set()
+    names = [n for n in heads.shape_key_names(obj)  # keys a driver sets are not ours to key
+             if f'key_blocks["{n}"].value' not in driven]
+    return channels.match_channels(exp_names, names, bones, JAW_OPEN_FULL_RAD)
 
 
 def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None = None):
@@ -70,6 +74,9 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
 
     check_plausible(result)
     cmap = channel_map_for(obj, result["exp_names"])
+    result, cmap, note = retargeting.retarget_if_needed(
+        obj, result, cmap, lambda names: channel_map_for(obj, names))
+    cmap.retarget = note
     key = obj.data.shape_keys
     rig = heads.find_rig(obj) if cmap.jaw_bone else None
     if key is None and rig is None:
@@ -90,13 +97,17 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
             rig_action = bpy.data.actions.new(name + " jaw")
             created.append(rig_action)
             rig_writer = blender_compat.ActionWriter(rig_action)
-        if key is not None and (cmap.shape_keys or cmap.jaw_open_key):
+        if key is not None and (cmap.shape_keys or cmap.jaw_open_key or cmap.mixes):
             curves = writer.fcurves_for(key)
             for col, kname in cmap.shape_keys.items():
                 write_curve(curves, f'key_blocks["{kname}"].value', 0, frames, exp[:, col])
+            jaw_open = channels.jaw_to_open(jaw[:, 0], JAW_OPEN_FULL_RAD)
             if cmap.jaw_open_key:
                 write_curve(curves, f'key_blocks["{cmap.jaw_open_key}"].value', 0, frames,
-                            channels.jaw_to_open(jaw[:, 0], JAW_OPEN_FULL_RAD))
+                            jaw_open)
+            for kname, terms in cmap.mixes.items():  # CC4 quarters, VRM / RPM presets
+                write_curve(curves, f'key_blocks["{kname}"].value', 0, frames,
+                            channels.mix_values(terms, exp, jaw_open))
         if rig is not None:
             quat = jaw_quaternions(jaw, heads.bone_rest_matrix(rig, cmap.jaw_bone))
             curves = rig_writer.fcurves_for(rig)

@@ -191,6 +191,11 @@ def run(args) -> Outputs:
           + (f", jaw bone {cmap.jaw_bone!r}" if cmap.jaw_bone else ""), flush=True)
     if cmap.unmatched:
         print(f"[emote] channels without a target on this head: {', '.join(cmap.unmatched)}")
+    if cmap.retarget:
+        print(f"[emote] {cmap.retarget}")
+    if cmap.unknown_keys:
+        print(f"[emote] shape keys left alone (name not recognised): "
+              f"{', '.join(cmap.unknown_keys)}")
 
     dest, name = Path(args.out).resolve(), args.name
     dest.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,28 @@ OPEN_HEAD_CHANNELS: tuple[str, ...] = (
     "eyeBlink_L", "eyeBlink_R", "eyeSquint_L", "eyeSquint_R", "eyeWide_L", "eyeWide_R",
 )
 
+# Apple's 52 ARKit blendshape locations (ARFaceAnchor.BlendShapeLocation raw values), the
+# spelling face-capture apps and most ARKit-ready characters use for their shape keys. "Left" and
+# "Right" are the face's own sides, except in jawLeft/jawRight and mouthLeft/mouthRight, where they
+# are the direction of the movement. The open head's channels are a subset, spelt with _L/_R.
+ARKIT_BLENDSHAPES: tuple[str, ...] = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
+    "eyeSquintLeft", "eyeWideLeft",
+    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight",
+    "jawForward", "jawLeft", "jawRight", "jawOpen",
+    "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight",
+    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight",
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight",
+    "noseSneerLeft", "noseSneerRight",
+    "tongueOut",
+)
+
 # Jaw rotation (radians about +x) that corresponds to jawOpen = 1. The teacher keeps the jaw
 # joint and the jawOpen channel consistent with it, and a rig with no jaw bone receives
 # jawOpen = clamp(jaw_x / JAW_OPEN_FULL_RAD, 0, 1).
