@@ -66,6 +66,12 @@ def _report_failure(settings, exc: Exception) -> str:
 
 def _after_bake(settings, cmap) -> None:
     settings.unmatched = ", ".join(cmap.unmatched)
+    notes = [cmap.retarget] if getattr(cmap, "retarget", "") else []
+    unknown = getattr(cmap, "unknown_keys", [])
+    if unknown:
+        notes.append(f"{len(unknown)} shape keys left alone (no known name): "
+                     + ", ".join(unknown[:8]) + (" ..." if len(unknown) > 8 else ""))
+    settings.bake_notes = "  ".join(notes)
     settings.last_error = ""
     bpy.ops.ed.undo_push(message="EMOTE Generate")
 

@@ -79,10 +79,12 @@ def draw_emote(layout, context) -> None:
         err.alert = True
         for i, line in enumerate(_wrap(s.last_error, width)):
             err.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
-    if s.unmatched:
-        info = col.column(align=True)
-        for i, line in enumerate(_wrap("No target for: " + s.unmatched[:300], width)):
-            info.label(text=line, icon="INFO" if i == 0 else "BLANK1")
+    for text in (("No target for: " + s.unmatched[:300]) if s.unmatched else "",
+                 s.bake_notes[:400]):
+        if text:
+            info = col.column(align=True)
+            for i, line in enumerate(_wrap(text, width)):
+                info.label(text=line, icon="INFO" if i == 0 else "BLANK1")
 
 
 def draw_takes(layout, context) -> None:

@@ -55,6 +55,8 @@ class EmoteSettings(bpy.types.PropertyGroup):
                                 description="Seconds over which an emotion change blends")
     last_error: StringProperty(name="Last error")
     unmatched: StringProperty(name="Channels without target")
+    bake_notes: StringProperty(name="Bake notes", description="How the last take landed on "
+                               "the head: retargeting, shape keys left alone")
 
 
 class EmoteTake(bpy.types.PropertyGroup):

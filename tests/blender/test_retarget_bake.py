@@ -21,18 +21,30 @@ def flame100(tmp_path_factory):
     return path
 
 
-def _speech():
-    from model_runtime.training.teacher import one_emotion_curve, teacher_animation
+_SPEECH_CODE = """
+import sys, numpy as np
+from model_runtime.training.teacher import one_emotion_curve, teacher_animation
+rng = np.random.default_rng(1)
+phones, t = [], 0.1
+for ph in "M AA P IY B OW M UW S AH M AE T F AO B IH D M EY K AA P".split():
+    d = float(rng.uniform(0.07, 0.18))
+    phones.append([ph, t, t + d])
+    t += d
+T = int(t * 25) + 5
+w, inten = one_emotion_curve(T, "happy", 0.5)
+exp, jaw = teacher_animation(phones, rng.normal(0, 0.1, T * 640), w, inten, rng=rng)
+np.savez(sys.argv[1], exp=exp, jaw=jaw)
+"""
 
-    rng = np.random.default_rng(1)
-    phones, t = [], 0.1
-    for ph in "M AA P IY B OW M UW S AH M AE T F AO B IH D M EY K AA P".split():
-        d = float(rng.uniform(0.07, 0.18))
-        phones.append([ph, t, t + d])
-        t += d
-    T = int(t * 25) + 5
-    w, inten = one_emotion_curve(T, "happy", 0.5)
-    return teacher_animation(phones, rng.normal(0, 0.1, T * 640), w, inten, rng=rng)
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """A teacher animation of a made-up line, made in the runtime interpreter (the training
+    code is not part of the installed extension that Blender imports)."""
+    path = tmp_path_factory.mktemp("speech") / "speech.npz"
+    run_runtime_py(_SPEECH_CODE, str(path))
+    with np.load(path) as d:
+        return d["exp"], d["jaw"]
 
 
 def _gap(head, exp, jaw):
@@ -67,14 +79,14 @@ def _add_flame(path):
     return obj, model
 
 
-def test_open_head_model_drives_a_flame_head(fresh, flame100):
+def test_open_head_model_drives_a_flame_head(fresh, flame100, speech):
     from emote_blender import bake
     from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
     from model_runtime.heads.head_model import load_head
     from model_runtime.heads.open_head import default_head_path
 
     obj, flame = _add_flame(flame100)
-    exp, jaw = _speech()
+    exp, jaw = speech
     res = {"exp": exp, "jaw": jaw, "exp_names": list(OPEN_HEAD_CHANNELS), "fps": 25.0,
            "head_id": "open_head_v1"}
     take, cmap = bake.bake_take(obj, res, 1, "line")
@@ -86,14 +98,14 @@ def test_open_head_model_drives_a_flame_head(fresh, flame100):
     assert r >= 0.9, r
 
 
-def test_flame_model_drives_arkit_characters(fresh, flame100):
+def test_flame_model_drives_arkit_characters(fresh, flame100, speech):
     from emote_blender import bake, retargeting
     from model_runtime.heads.head_model import load_head
     from model_runtime.heads.open_head import default_head_path
 
     flame_obj, flame = _add_flame(flame100)  # the FLAME model's own head, in the file
     ark = load_head(default_head_path())
-    exp, jaw = _speech()
+    exp, jaw = speech
     f = retargeting.retarget.fit_retarget(ark, flame)  # a FLAME model's output for the line
     f_exp, f_jaw = f.apply(exp, jaw)
     res = {"exp": f_exp, "jaw": f_jaw, "exp_names": list(flame.exp_names), "fps": 25.0,
