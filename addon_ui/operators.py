@@ -145,6 +145,19 @@ class EMOTE_OT_generate(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
+        try:
+            return self._step(context, event)
+        except Exception:
+            # a bug must not leave Generate greyed out ("already running") for the session
+            job = _ACTIVE.get("job")
+            _ACTIVE.clear()
+            context.window_manager.event_timer_remove(self._timer)
+            context.workspace.status_text_set(None)
+            if job is not None:
+                job.cancel()
+            raise
+
+    def _step(self, context, event):
         job = _ACTIVE.get("job")
         if job is None:  # a file was loaded meanwhile (load_pre dropped the job)
             context.window_manager.event_timer_remove(self._timer)
@@ -160,13 +173,18 @@ class EMOTE_OT_generate(bpy.types.Operator):
     @staticmethod
     def _show(context, fraction: float, label: str) -> None:
         """Progress lives in Python, not in scene properties: setting those would re-evaluate
-        the scene and redraw every editor on each tick, taking CPU from the runtime."""
+        the scene and redraw every editor on each tick, taking CPU from the runtime. The panel
+        is redrawn when the bar moves or the words change, and not at all in the first
+        QUIET_START_S (a warm Generate is done by then)."""
         fraction = job_progress.advance(_ACTIVE.get("fraction", 0.0), fraction)
-        if abs(fraction - _ACTIVE.get("fraction", 0.0)) < 0.005 and label == _ACTIVE.get("label"):
-            return
+        changed = (abs(fraction - _ACTIVE.get("fraction", 0.0)) >= 0.005
+                   or label != _ACTIVE.get("label"))
         _ACTIVE.update(fraction=fraction, label=label)
         if time.monotonic() - _ACTIVE.get("since", 0.0) < QUIET_START_S:
-            return  # a warm Generate is done before a bar could be read: don't spend redraws
+            return
+        if not changed and _ACTIVE.get("drawn"):
+            return
+        _ACTIVE["drawn"] = True
         context.workspace.status_text_set(f"EMOTE: {label}")
         _redraw(context)
 

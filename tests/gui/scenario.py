@@ -121,6 +121,8 @@ def generate(tag: str, esc_after_stage: str | None = None, shots_every: float | 
         if state is None:
             break
         fraction, label = state
+        if ops()._ACTIVE.get("drawn"):
+            rec["progress_drawn_at"] = rec.get("progress_drawn_at", round(now - t_click, 3))
         if not labels or labels[-1] != label:
             labels.append(label)
         fractions.append(round(fraction, 3))
@@ -227,6 +229,8 @@ def scenario_main():
           any("loading" in lb.lower() or "starting" in lb.lower() for lb in cold["labels"]),
           labels=cold["labels"])
     check("progress is one bar that only moves forward", cold["progress_monotonic"])
+    check("the panel shows the progress bar within two seconds of a cold click",
+          cold.get("progress_drawn_at", 99) < 2.0, drawn_at=cold.get("progress_drawn_at"))
     check("a cold start says it is loading before any other word", cold["labels"][:1] == [
           "Starting the runtime (loading PyTorch)"], labels=cold["labels"])
     scene.frame_set(40)

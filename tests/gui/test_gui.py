@@ -42,6 +42,7 @@ MAIN_CHECKS = [
     "a cold start says it is loading",
     "a cold start says it is loading before any other word",
     "progress is one bar that only moves forward",
+    "the panel shows the progress bar within two seconds of a cold click",
     "the baked take moves the jaw",
     "warm Generates bake",
     "switching takes in the list switches what plays",
