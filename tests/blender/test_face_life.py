@@ -204,3 +204,32 @@ def test_flame_channels_get_their_region_from_the_motion_of_their_shape_keys(
     assert set(shares) == set(names)  # ARKit names go by name
     assert shares["exp98"] == 1.0 and shares["exp99"] == 0.0
     assert all(0 < shares[nm] < 1 for nm in names[:-2])
+
+
+def test_gaze_and_head_turn_the_way_the_contract_says(fresh):
+    """+yaw looks to the character's left (+x), +pitch up, +x head rotation nods the face down:
+    checked on the evaluated bones of the bundled head (its face looks along Blender's -y)."""
+    from emote_blender import bake
+
+    assert bpy.ops.emote.add_default_head() == {"FINISHED"}
+    head = fresh.emote.head
+    rig = head.parent
+    n = 3
+    names = [kb.name for kb in head.data.shape_keys.key_blocks[1:]]
+    result = {"fps": 25.0, "exp_names": names, "exp": np.zeros((n, len(names)), np.float32),
+              "jaw": np.zeros((n, 3), np.float32),
+              "gaze": np.array([[0.2, 0.0], [0.0, 0.2], [0.0, 0.0]], np.float32),
+              "head": np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.1, 0.0, 0.0]], np.float32)}
+    bake.bake_take(head, result, 1, "dir", strengths={})
+
+    def forward(bone: str, frame: int) -> np.ndarray:
+        fresh.frame_set(frame)
+        pb = rig.pose.bones[bone]
+        rot = np.array(pb.matrix.to_3x3()) @ np.array(pb.bone.matrix_local.to_3x3()).T
+        return rot @ np.array([0.0, -1.0, 0.0])  # the face's forward direction
+
+    for eye in ("eye_left", "eye_right"):
+        np.testing.assert_allclose(forward(eye, 1), [np.sin(0.2), -np.cos(0.2), 0], atol=1e-5)
+        np.testing.assert_allclose(forward(eye, 2), [0, -np.cos(0.2), np.sin(0.2)], atol=1e-5)
+    np.testing.assert_allclose(forward("neck", 3), [0, -np.cos(0.1), -np.sin(0.1)], atol=1e-5)
+    np.testing.assert_allclose(forward("neck", 1), [0, -1, 0], atol=1e-6)
