@@ -247,3 +247,23 @@ def test_read_result_accepts_results_with_and_without_head_and_gaze(tmp_path):
     np.savez(tmp_path / "bad.npz", **base, head=np.zeros((4, 3)), gaze=np.zeros((5, 2)))
     with pytest.raises(RuntimeFailure, match="head"):
         read_result(tmp_path / "bad.npz", 5)
+
+
+def test_runtime_applies_request_strengths_to_its_result(tmp_path):
+    """The command line's strength options reach the result: lower face halves mouth and jaw,
+    brows stay (the blinks, gaze and head are off in both)."""
+    from model_runtime.inference import run_request
+
+    base = {"audio": str(LINE), "fps": 25, "audio_end_s": 3.0}
+    run_request(base, tmp_path / "plain.npz")
+    run_request({**base, "strengths": {"lower_face": 0.5, "upper_face": 1.0}},
+                tmp_path / "tuned.npz")
+    with np.load(tmp_path / "plain.npz") as a, np.load(tmp_path / "tuned.npz") as b:
+        names = list(a["exp_names"])
+        for name in ("mouthClose", "mouthFunnel", "mouthSmile_L"):
+            i = names.index(name)
+            np.testing.assert_allclose(b["exp"][:, i], 0.5 * a["exp"][:, i], atol=1e-6)
+        i = names.index("browInnerUp")
+        np.testing.assert_allclose(b["exp"][:, i], a["exp"][:, i], atol=1e-6)
+        np.testing.assert_allclose(b["jaw"], 0.5 * a["jaw"], atol=1e-6)
+        assert not np.any(a["head"]) and not np.any(a["gaze"])
