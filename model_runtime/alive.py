@@ -236,7 +236,8 @@ def gaze_track(feats: dict, fps: float, n: int, rng: np.random.Generator) -> np.
 
 def head_track(feats: dict, fps: float, n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, 3) axis-angle radians: sway (0.1-0.5 Hz, larger while speaking) plus a nod (the face
-    dips then returns over ~0.4 s) on each accent, scaled by how stressed it is."""
+    dips then returns over ~0.4 s) on each accent, growing with the square of its prominence so
+    the strongest beats of a phrase show and the other syllables barely move the head."""
     speech = feats["speech"].astype(np.float64)
     activity = _lowpass(speech, fps, 0.6)
     sway = _smooth_noise(rng, n, fps, 0.35, 3) * np.array([1.2, 1.8, 0.8])
@@ -247,7 +248,7 @@ def head_track(feats: dict, fps: float, n: int, rng: np.random.Generator) -> np.
     tk = np.arange(length) / fps
     kernel = (tk / tau) * np.exp(1 - tk / tau)
     for k, s in zip(feats["accents"], feats["accent_strength"]):
-        amp = 2.2 * (0.4 + 0.6 * s) * rng.uniform(0.7, 1.1)
+        amp = 2.5 * s * s * rng.uniform(0.7, 1.1)  # the most stressed syllables nod most
         stop = min(n, k + length)
         nod[k:stop] += amp * kernel[:stop - k]
     nod = _soft(nod, 3.5)
