@@ -233,3 +233,25 @@ def test_gaze_and_head_turn_the_way_the_contract_says(fresh):
         np.testing.assert_allclose(forward(eye, 2), [0, -np.cos(0.2), np.sin(0.2)], atol=1e-5)
     np.testing.assert_allclose(forward("neck", 3), [0, -np.cos(0.1), -np.sin(0.1)], atol=1e-5)
     np.testing.assert_allclose(forward("neck", 1), [0, -1, 0], atol=1e-6)
+
+
+def test_a_saved_and_reopened_take_can_still_be_tuned(fresh, tmp_path):
+    """The raw result travels with the .blend: after reopening, a strength re-bakes the take."""
+    from emote_blender import face_life, takes
+
+    head, take, _cmap, _strip = _default_head_take(fresh, _speech(tmp_path, 3.0))
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    head = bpy.context.scene.emote.head
+    take = takes.active(head)
+    raw = face_life.load_raw(take.action)
+    i = raw["exp_names"].index("browInnerUp")
+    bpy.context.scene.emote.upper_face = 0.25
+    from emote_blender import blender_compat
+
+    fc = next(f for f in blender_compat.action_fcurves(take.action, blender_compat.find_slot(
+        take.action, head.data.shape_keys)) if f.data_path == 'key_blocks["browInnerUp"].value')
+    co = np.zeros(2 * len(fc.keyframe_points))
+    fc.keyframe_points.foreach_get("co", co)
+    np.testing.assert_allclose(co[1::2], 0.25 * raw["exp"][:, i], atol=1e-6)
