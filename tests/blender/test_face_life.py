@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from tests.blender.conftest import ROOT, bpy
+from tests.blender.test_retarget_bake import flame100, speech  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.blender
 
@@ -255,3 +256,57 @@ def test_a_saved_and_reopened_take_can_still_be_tuned(fresh, tmp_path):
     co = np.zeros(2 * len(fc.keyframe_points))
     fc.keyframe_points.foreach_get("co", co)
     np.testing.assert_allclose(co[1::2], 0.25 * raw["exp"][:, i], atol=1e-6)
+
+
+def _take_curve_count(head, take) -> int:
+    from tests.blender.test_extension import take_curves
+
+    return len(take_curves(head, take))
+
+
+def test_flame_model_blinks_survive_retargeting_and_rebake_matches_the_bake(fresh, flame100,
+                                                                              speech):
+    """A FLAME model's result (blinks appended) on the ARKit default head: retargeted, the
+    blinks land on its eyeBlink keys, and a neutral re-bake rewrites every curve of the take to
+    the very values the bake wrote (curve_values mirrors bake_take)."""
+    from emote_blender import bake, face_life, retargeting
+    from model_runtime.heads.head_model import load_head
+    from model_runtime.heads.open_head import default_head_path
+    from tests.blender.test_retarget_bake import _add_flame
+
+    _flame_obj, flame = _add_flame(flame100)
+    ark = load_head(default_head_path())
+    exp, jaw = speech
+    f_exp, f_jaw = retargeting.retarget.fit_retarget(ark, flame).apply(exp, jaw)
+    n = len(f_exp)
+    blink = np.zeros(n, np.float32)
+    blink[10:13] = [0.6, 1.0, 0.5]
+    res = {"exp": np.c_[f_exp, blink, blink], "jaw": f_jaw, "fps": 25.0,
+           "exp_names": list(flame.exp_names) + ["eyeBlink_L", "eyeBlink_R"],
+           "head_id": flame.head_id, "head": np.zeros((n, 3)), "gaze": np.zeros((n, 2))}
+    assert bpy.ops.emote.add_default_head() == {"FINISHED"}
+    head = bpy.context.scene.emote.head
+    take, cmap = bake.bake_take(head, res, 1, "line", strengths={})
+    assert cmap.retarget == f"retargeted from {flame.head_id}"
+    c = _curves(head, take)
+    lid = c[('key_blocks["eyeBlink_L"].value', 0)]
+    assert lid[11] == pytest.approx(1.0) and lid[10] >= 0.6 and lid[12] >= 0.5
+    before = _all_curves()
+    assert face_life.rebake(head, take, {}) == _take_curve_count(head, take)
+    after = _all_curves()
+    for k in before:
+        np.testing.assert_allclose(after[k], before[k], atol=1e-6, err_msg=str(k))
+    assert face_life.rebake(head, take, {"lower_face": 0.5}) == _take_curve_count(head, take)
+    assert not np.allclose(_curves(head, take)[('key_blocks["jawOpen"].value', 0)],
+                           c[('key_blocks["jawOpen"].value', 0)])
+
+
+def test_rebake_with_the_bake_strengths_rewrites_every_curve_unchanged(fresh, tmp_path):
+    from emote_blender import face_life
+
+    head, take, _cmap, _strip = _default_head_take(fresh, _speech(tmp_path, 3.0))
+    before = _all_curves()
+    assert face_life.rebake(head, take, {}) == _take_curve_count(head, take)
+    after = _all_curves()
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k], err_msg=str(k))
