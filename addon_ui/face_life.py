@@ -32,7 +32,7 @@ class EMOTE_OT_rebake_take(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        head, take = _active_take(context)
+        _head, take = _active_take(context)
         if take is None:
             cls.poll_message_set("Choose a head with a take first")
             return False

@@ -4,8 +4,9 @@ speech, from `python -m model_runtime generate` and from the same result baked i
     EMOTE_SHARED_DIR=/work/shared .venv/bin/python bench/alive_check.py --asterisk DIR
     .venv/bin/python bench/alive_check.py      # assets/dialogue/line_01.wav repeated instead
 
-Asterisk prompts (Debian asterisk-core-sounds-en-wav; DIR holds the .wav files) are taken in
-name order, the dev and reserved prompts of the shared lists left out, until 60 s are filled.
+Asterisk prompts (Debian asterisk-core-sounds-en-wav, unpacked anywhere with `apt-get download
+asterisk-core-sounds-en-wav && dpkg-deb -x asterisk-core-sounds-en-wav_*.deb ast`; DIR is then
+ast/usr/share/asterisk/sounds/en_US_f_Allison) are taken in name order, the dev and reserved prompts of the shared lists left out, until 60 s are filled.
 The baked figures need bpy in this interpreter; they are read back from the take's F-curves.
 """
 
@@ -24,7 +25,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model_runtime import alive  # noqa: E402
+from model_runtime import alive
 
 SR = 16000
 

@@ -10,7 +10,10 @@ import pytest
 import soundfile as sf
 
 from tests.blender.conftest import ROOT, bpy
-from tests.blender.test_retarget_bake import flame100, speech  # noqa: F401 (fixtures)
+from tests.blender import test_retarget_bake as _retarget_tests
+
+flame100 = _retarget_tests.flame100  # fixtures shared with the retargeting tests
+speech = _retarget_tests.speech
 
 pytestmark = pytest.mark.blender
 
