@@ -61,10 +61,12 @@ def draw_face_life(layout, context) -> None:
     for toggle, strength in (("use_blinks", "blink_strength"), ("use_gaze", "gaze_strength"),
                              ("use_head_motion", "head_motion_strength")):
         row = box.row(align=True)
+        row.use_property_split = False  # [x] Blinks | Strength ----- on one line
+        row.use_property_decorate = False
         row.prop(s, toggle)
         sub = row.row(align=True)
         sub.active = getattr(s, toggle)
-        sub.prop(s, strength, text="", slider=True)
+        sub.prop(s, strength, slider=True)
     box.prop(s, "life_seed")
     box = layout.box()
     box.label(text="Strengths (active take)", icon="MODIFIER")

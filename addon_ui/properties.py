@@ -56,15 +56,15 @@ class EmoteSettings(bpy.types.PropertyGroup):
                                 subtype="TIME_ABSOLUTE",
                                 description="Seconds over which an emotion change blends")
     # Face life (addon_ui/face_life.py draws them): made with the take by the runtime ...
-    use_blinks: BoolProperty(name="Blinks", default=True,
+    use_blinks: BoolProperty(name="Blinks", default=True, options=set(),
                              description="Blink about 10 to 20 times a minute, more at pauses")
     blink_strength: FloatProperty(name="Strength", min=0.0, max=2.0, default=1.0,
                                   options=set(), description="How far the lids close (1: fully)")
-    use_gaze: BoolProperty(name="Gaze", default=True,
+    use_gaze: BoolProperty(name="Gaze", default=True, options=set(),
                            description="Eye saccades and fixations on the eye bones")
     gaze_strength: FloatProperty(name="Strength", min=0.0, max=2.0, default=1.0, options=set(),
                                  description="Scale of the eye movements")
-    use_head_motion: BoolProperty(name="Head motion", default=True,
+    use_head_motion: BoolProperty(name="Head motion", default=True, options=set(),
                                   description="Nods on stressed syllables and a slow sway")
     head_motion_strength: FloatProperty(name="Strength", min=0.0, max=2.0, default=1.0,
                                         options=set(), description="Scale of the head motion")
