@@ -6,11 +6,12 @@ from __future__ import annotations
 def register() -> None:
     import bpy
 
-    from . import operators, panels, preferences, properties
+    from . import face_life, operators, panels, preferences, properties
 
     properties.register()
     bpy.utils.register_class(preferences.EmotePreferences)
     operators.register()
+    face_life.register()
     panels.register()
     bpy.app.handlers.load_pre.append(_stop_runtime)
 
@@ -18,11 +19,12 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from . import operators, panels, preferences, properties
+    from . import face_life, operators, panels, preferences, properties
 
     if _stop_runtime in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_stop_runtime)
     panels.unregister()
+    face_life.unregister()
     operators.unregister()
     bpy.utils.unregister_class(preferences.EmotePreferences)
     properties.unregister()

@@ -61,6 +61,10 @@ def draw_emote(layout, context) -> None:
     box.prop(s, "intensity", slider=True)
     box.prop(s, "transition_s")
 
+    from .face_life import draw_face_life
+
+    draw_face_life(col, context)
+
     from .preferences import draw_runtime_box
 
     draw_runtime_box(col, context)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import (CollectionProperty, EnumProperty, FloatProperty,
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
                        IntProperty, PointerProperty, StringProperty)
 
 from emote_blender import emotion_curve, generate
+
+from . import face_life
 
 EMOTION_ITEMS = [(n.upper(), n.capitalize(), f"Speak with a {n} expression", i)
                  for i, n in enumerate(emotion_curve.EMOTIONS)]
@@ -53,6 +55,37 @@ class EmoteSettings(bpy.types.PropertyGroup):
     transition_s: FloatProperty(name="Transition", min=0.0, max=5.0, default=0.4, unit="TIME",
                                 subtype="TIME_ABSOLUTE",
                                 description="Seconds over which an emotion change blends")
+    # Face life (addon_ui/face_life.py draws them): made with the take by the runtime ...
+    use_blinks: BoolProperty(name="Blinks", default=True, options=set(),
+                             description="Blink about 10 to 20 times a minute, more at pauses")
+    blink_strength: FloatProperty(name="Strength", min=0.0, max=2.0, default=1.0,
+                                  options=set(), description="How far the lids close (1: fully)")
+    use_gaze: BoolProperty(name="Gaze", default=True, options=set(),
+                           description="Eye saccades and fixations on the eye bones")
+    gaze_strength: FloatProperty(name="Strength", min=0.0, max=2.0, default=1.0, options=set(),
+                                 description="Scale of the eye movements")
+    use_head_motion: BoolProperty(name="Head motion", default=True, options=set(),
+                                  description="Nods on stressed syllables and a slow sway")
+    head_motion_strength: FloatProperty(name="Strength", min=0.0, max=2.0, default=1.0,
+                                        options=set(), description="Scale of the head motion")
+    life_seed: IntProperty(name="Seed", min=0, default=0, options=set(),
+                           description="The same seed makes the same blinks, gaze and head "
+                                       "motion again")
+    # ... and strengths applied when baking: changing one re-bakes the active take's keys.
+    upper_face: FloatProperty(name="Upper face", min=0.0, max=2.0, default=1.0, options=set(),
+                              update=face_life.retune, description="Scale of brows, lids and "
+                              "nose (not the blinks); re-bakes the active take")
+    lower_face: FloatProperty(name="Lower face", min=0.0, max=2.0, default=1.0, options=set(),
+                              update=face_life.retune, description="Scale of mouth, cheeks' "
+                              "puff and jaw; re-bakes the active take")
+    lip_closure: FloatProperty(name="Lip closure", min=0.0, max=2.0, default=1.0,
+                               options=set(), update=face_life.retune,
+                               description="Extra scale of the lip-pressing shapes (mouthClose, "
+                                           "mouthPress, mouthRoll); re-bakes the active take")
+    smoothing: FloatProperty(name="Smoothing", min=0.0, max=0.25, default=0.0, options=set(),
+                             unit="TIME", subtype="TIME_ABSOLUTE", update=face_life.retune,
+                             description="Smooth expression and jaw over this many seconds "
+                                         "(a Gaussian); re-bakes the active take")
     last_error: StringProperty(name="Last error")
     unmatched: StringProperty(name="Channels without target")
     bake_notes: StringProperty(name="Bake notes", description="How the last take landed on "

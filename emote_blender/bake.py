@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emote_blender import blender_compat, channels, heads, retargeting, takes
+from emote_blender import blender_compat, channels, face_life, heads, takes
 from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
 
 LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR'
@@ -68,15 +68,21 @@ def channel_map_for(obj, exp_names: list[str]) -> channels.ChannelMap:
     return channels.match_channels(exp_names, names, bones, JAW_OPEN_FULL_RAD)
 
 
-def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None = None):
-    """Bake `result` (runtime_client.read_result) onto head `obj` as a new take; return it."""
+def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None = None,
+              strengths: dict | None = None):
+    """Bake `result` (runtime_client.read_result) onto head `obj` as a new take; return it.
+
+    `strengths` (model_runtime.strengths; default: the scene panel's) tune the keys; the raw
+    result is kept on the take so they can be re-applied (face_life.rebake)."""
     import bpy
 
     check_plausible(result)
+    raw = result
     cmap = channel_map_for(obj, result["exp_names"])
-    result, cmap, note = retargeting.retarget_if_needed(
-        obj, result, cmap, lambda names: channel_map_for(obj, names))
+    result, cmap, note = face_life.retarget(obj, result, cmap)
     cmap.retarget = note
+    result = face_life.tuned(obj, result, face_life.scene_strengths() if strengths is None
+                             else strengths)
     key = obj.data.shape_keys
     rig = heads.find_rig(obj) if cmap.jaw_bone else None
     if key is None and rig is None:
@@ -115,6 +121,8 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
             rig.pose.bones[cmap.jaw_bone].rotation_mode = "QUATERNION"
             for i in range(4):
                 write_curve(curves, path, i, frames, quat[:, i])
+        face_life.write_extras(obj, rig, key, writer, rig_writer, frames, result)
+        face_life.store_raw(action, raw)
         take = takes.add_take(obj, name, number, action, rig_writer.action if rig else None,
                               first_frame, key, rig, info or {})
         kept = takes.keep_user_animation(obj)  # the user's own keys outlive the switch

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emote_blender import audio_strips, bake, emotion_curve, runtime_client
+from emote_blender import audio_strips, bake, emotion_curve, face_life, runtime_client
 from model_runtime.errors import EmoteInputError
 
 
@@ -60,6 +60,8 @@ def prepare(scene, head_obj, strip, model: str, identity: str) -> Prepared:
     request = runtime_client.build_request(
         audio, timing.audio_start_s, timing.audio_end_s, timing.fps, timing.frame_count,
         model or "default", identity or None, weights, intensity, emotion_curve.EMOTIONS)
+    if hasattr(getattr(scene, "emote", None), "use_blinks"):
+        request["alive"] = face_life.alive_request(scene)  # blinks, gaze, head motion
     label = f"{strip.name} {emotion_label(weights)}"
     return Prepared(request, timing, head_obj.name, strip.name, label)
 

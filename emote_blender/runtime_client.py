@@ -436,7 +436,14 @@ def read_result(path: str | Path, frame_count: int) -> dict:
         raise bad(f"it has {exp.shape[0]} frames, the strip needs {frame_count}")
     if not (np.all(np.isfinite(exp)) and np.all(np.isfinite(jaw))):
         raise bad("it contains NaN or Inf")
-    return {"fps": float(d["fps"]), "exp": exp, "jaw": jaw, "exp_names": names,
+    life = {}  # head (T, 3) and gaze (T, 2): optional, all zero in results made without them
+    for key, width in (("head", 3), ("gaze", 2)):
+        arr = d[key].astype(np.float32) if key in d else np.zeros((exp.shape[0], width),
+                                                                     np.float32)
+        if arr.shape != (exp.shape[0], width) or not np.all(np.isfinite(arr)):
+            raise bad(f"{key} {arr.shape} is not {exp.shape[0]} finite rows of {width}")
+        life[key] = arr
+    return {"fps": float(d["fps"]), "exp": exp, "jaw": jaw, "exp_names": names, **life,
             "model_id": str(d.get("model_id", "")), "head_id": str(d.get("head_id", ""))}
 
 

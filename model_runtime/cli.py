@@ -85,6 +85,29 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
                    help="start of the part of the audio to use, in seconds. Default: 0")
     g.add_argument("--end", type=_non_negative_float, default=None, metavar="S",
                    help="end of the part of the audio to use, in seconds. Default: end of file")
+    life = p.add_argument_group(
+        "blinks, gaze and head motion (AUDIO form; a --request gives them in its 'alive' field)")
+    for flag, what in (("blinks", "blinks"), ("gaze", "eye saccades and fixations"),
+                       ("head-motion", "head sway and nods")):
+        life.add_argument(f"--{flag}", type=_strength, default=1.0, metavar="0..2",
+                          help=f"strength of the {what}. Default: 1")
+        life.add_argument(f"--no-{flag}", action="store_true",
+                          help=f"no {what} (the result's track is all zero)")
+    life.add_argument("--seed", type=_non_negative_int, default=0,
+                      help="random seed of blinks, gaze and head motion: the same seed gives the "
+                           "same take. Default: 0")
+    tune = p.add_argument_group("strength controls (AUDIO form; a --request gives them in its "
+                                "'strengths' field)")
+    tune.add_argument("--upper-face", type=_strength, default=1.0, metavar="0..2",
+                      help="scale of brows, lids and nose (not the blinks). Default: 1")
+    tune.add_argument("--lower-face", type=_strength, default=1.0, metavar="0..2",
+                      help="scale of mouth, cheeks' puff and jaw. Default: 1")
+    tune.add_argument("--lip-closure", type=_strength, default=1.0, metavar="0..2",
+                      help="extra scale of the lip-pressing channels (mouthClose, mouthPress, "
+                           "mouthRoll). Default: 1")
+    tune.add_argument("--smoothing", type=_smoothing, default=0.0, metavar="S",
+                      help="temporal smoothing of expression and jaw, a Gaussian of this many "
+                           "seconds (0 to 0.25). Default: 0")
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -122,6 +145,12 @@ def _request_from_args(args: argparse.Namespace) -> dict:
         "audio": args.audio, "audio_start_s": args.start, "audio_end_s": args.end,
         "fps": args.fps, "frame_count": None, "model": args.model, "identity": args.style,
         "emotion": {"names": names, "weights": [weights]}, "intensity": [args.intensity],
+        "alive": {"blinks": 0.0 if args.no_blinks else args.blinks,
+                  "gaze": 0.0 if args.no_gaze else args.gaze,
+                  "head_motion": 0.0 if args.no_head_motion else args.head_motion,
+                  "seed": args.seed},
+        "strengths": {"upper_face": args.upper_face, "lower_face": args.lower_face,
+                      "lip_closure": args.lip_closure, "smoothing": args.smoothing},
     }
 
 
@@ -337,6 +366,30 @@ def _positive_float(text: str) -> float:
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _strength(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a strength between 0 and 2")
+    return value
+
+
+def _smoothing(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 0.25:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds from 0 to 0.25")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number") from None
+    if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
     return value
 

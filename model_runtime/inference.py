@@ -298,14 +298,34 @@ def generate_result(request: dict, model: torch.nn.Module, config: dict, model_i
                               f"its config names {n_exp} expressions + 3 jaw; it is inconsistent.")
     exp = resample_track(pred[:, :n_exp], model_fps, fps, n_out).astype(np.float32)
     jaw = resample_rotations(pred[:, n_exp:], model_fps, fps, n_out).astype(np.float32)
+    exp, jaw, exp_names, life = _with_alive(req, audio, fps, exp.reshape(n_out, n_exp), jaw,
+                                            exp_names)
     return {
         "fps": np.float64(fps),
-        "exp": exp.reshape(n_out, n_exp),
+        "exp": exp,
         "jaw": jaw,
+        "head": life["head"],
+        "gaze": life["gaze"],
         "exp_names": np.array(exp_names, dtype=str),
         "model_id": np.array(str(model_id)),
         "head_id": np.array(str(config.get("output", {}).get("head_id", ""))),
     }
+
+
+def _with_alive(req: dict, audio: np.ndarray, fps: float, exp: np.ndarray, jaw: np.ndarray,
+                exp_names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """Blinks into exp's eyeBlink channels, head and gaze tracks (model_runtime.alive), then the
+    request's strength controls (model_runtime.strengths); all zero / unchanged when off."""
+    from model_runtime import alive, strengths
+
+    life = alive.make_tracks(audio, fps, exp.shape[0], req["alive"])
+    if req["alive"]["blinks"] > 0:
+        exp, exp_names = alive.combine_blinks(exp, exp_names, life["blink"])
+    if not strengths.is_neutral(req["strengths"]):
+        tuned = strengths.apply({"exp": exp, "jaw": jaw, "fps": fps, "exp_names": exp_names},
+                                req["strengths"])
+        exp, jaw = tuned["exp"], tuned["jaw"]
+    return exp, jaw, exp_names, life
 
 
 def write_result(result: dict, out_path: str | os.PathLike) -> None:
@@ -371,12 +391,46 @@ def validate_request(request) -> dict:
         intensity = [intensity]
     if not isinstance(intensity, list) or not intensity:
         raise bad("intensity", "must be a list of values in 0..1, one per output frame.")
+    alive_req, strength_req = _alive_fields(request, bad)
     return _Validated({
+        "alive": alive_req, "strengths": strength_req,
         "audio": audio, "audio_start_s": float(start),
         "audio_end_s": None if end is None else float(end), "fps": float(fps),
         "frame_count": frame_count, "model": model, "identity": identity,
         "emotion_names": names, "emotion_weights": weights, "intensity": intensity,
     })
+
+
+def _alive_fields(request: dict, bad) -> tuple[dict, dict]:
+    """The optional `alive` ({"blinks", "gaze", "head_motion": strength 0..2, "seed": int};
+    absent: all off) and `strengths` ({"upper_face", "lower_face", "lip_closure": 0..2,
+    "smoothing": seconds}; absent: neutral) fields."""
+    from model_runtime import alive, strengths
+
+    a = request.get("alive")
+    if a is None:  # requests from before these tracks: no blinks, gaze or head motion
+        a = {k: 0.0 for k in alive.TRACKS}
+    if not isinstance(a, dict):
+        raise bad("alive", "must be an object such as {\"blinks\": 1, \"gaze\": 1, "
+                  "\"head_motion\": 1, \"seed\": 0}.")
+    for k, v in a.items():
+        if k not in alive.DEFAULTS:
+            raise bad(f"alive.{k}", f"is not a setting; use {', '.join(alive.DEFAULTS)}.")
+        if k == "seed":
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise bad("alive.seed", f"must be a whole number >= 0, got {v!r}.")
+        elif not _finite_number(v) or not 0 <= v <= alive.MAX_STRENGTH:
+            raise bad(f"alive.{k}", f"must be a strength from 0 (off) to "
+                      f"{alive.MAX_STRENGTH:g}, got {v!r}.")
+    s = request.get("strengths")
+    if s is not None and not isinstance(s, dict):
+        raise bad("strengths", "must be an object such as {\"upper_face\": 1, "
+                  "\"lower_face\": 1, \"lip_closure\": 1, \"smoothing\": 0}.")
+    try:
+        s = strengths.normalise(s)
+    except ValueError as exc:
+        raise bad("strengths", f"{exc}.") from None
+    return alive.settings(a), s
 
 
 class _Validated(dict):

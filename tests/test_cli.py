@@ -74,7 +74,10 @@ def test_people_form_writes_result(assets, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "Wrote" in res.stdout
     with np.load(out) as d:
-        assert d["exp"].shape == (45, len(EXP_NAMES)) and d["jaw"].shape == (45, 3)
+        # A FLAME model's result gets the blinks as two extra named channels (on by default).
+        assert list(d["exp_names"]) == EXP_NAMES + ["eyeBlink_L", "eyeBlink_R"]
+        assert d["exp"].shape == (45, len(EXP_NAMES) + 2) and d["jaw"].shape == (45, 3)
+        assert d["head"].shape == (45, 3) and d["gaze"].shape == (45, 2)
         assert float(d["fps"]) == 30.0 and str(d["model_id"]) == "model"
 
 

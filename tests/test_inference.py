@@ -211,7 +211,8 @@ def test_run_request_writes_result_for_every_fps(tmp_path, tiny_ckpt, ramp_wav, 
     seen = []
     summary = run_request(req, out, lambda *a: seen.append(a))
     with np.load(out) as d:
-        assert set(d.files) == {"fps", "exp", "jaw", "exp_names", "model_id", "head_id"}
+        assert set(d.files) == {"fps", "exp", "jaw", "head", "gaze", "exp_names",
+                                "model_id", "head_id"}
         assert d["exp"].shape == (n_rows, len(EXP_NAMES)) and d["exp"].dtype == np.float32
         assert d["jaw"].shape == (n_rows, 3) and d["jaw"].dtype == np.float32
         assert list(d["exp_names"]) == EXP_NAMES and str(d["model_id"]) == "tiny_model"

@@ -85,10 +85,10 @@ def test_generate_bakes_take_with_emotion_track(fresh, flame_pkl, tiny_checkpoin
     n_frames = strip.frame_final_end - strip.frame_final_start
     take, cmap, job = generate.generate_sync(scene, head, strip, str(tiny_checkpoint), "calm",
                                              __import__("os").environ["EMOTE_RUNTIME_PYTHON"])
-    assert cmap.unmatched == []
+    assert cmap.unmatched == ["eyeBlink_L", "eyeBlink_R"]  # a FLAME head has no blink keys
     n_exp = len(head.data.shape_keys.key_blocks) - 1 - 9 * bool(head.get("emote_correctives"))
     curves = take_curves(head, take)
-    assert len(curves) == n_exp + 4  # expression keys + jaw quaternion
+    assert len(curves) == n_exp + 4 + 12  # expression keys, jaw, neck and eye quaternions
     for co in curves.values():
         assert co.shape == (n_frames, 2)
         np.testing.assert_array_equal(co[:, 0], 37 + np.arange(n_frames))
