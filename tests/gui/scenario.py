@@ -89,6 +89,31 @@ def ops():
     return module("addon_ui.operators")
 
 
+def mouse_over_sidebar() -> None:
+    """Put the pointer where an animator's is when they press a panel button: over the 3D
+    View's sidebar (Blender animates a panel's new size only for the region under the mouse)."""
+    ui = region(area("VIEW_3D"), "UI")
+    height = bpy.context.window_manager.windows[0].height
+    xdo("mousemove", str(ui.x + ui.width // 2), str(height - (ui.y + ui.height // 4)))
+
+
+def red_pixels_in_sidebar(png: Path) -> int:
+    """How many pixels of the 3D View's sidebar are the red of Blender's alert text."""
+    import numpy as np
+
+    img = bpy.data.images.load(str(png))
+    try:
+        w, h = img.size
+        px = np.empty(w * h * 4, dtype=np.float32)
+        img.pixels.foreach_get(px)
+        px = px.reshape(h, w, 4)  # rows from the bottom, as Blender's regions count
+        ui = region(area("VIEW_3D"), "UI")
+        box = px[ui.y:ui.y + ui.height, ui.x:ui.x + ui.width, :3]
+        return int(((box[..., 0] > 0.7) & (box[..., 1] < 0.55) & (box[..., 2] < 0.55)).sum())
+    finally:
+        bpy.data.images.remove(img)
+
+
 def takes_of(head) -> list:
     return [(t.number, t.name) for t in head.emote_takes] if head else []
 
@@ -342,6 +367,8 @@ def scenario_main():
     settings().strip_name = next(x.name for x in module("emote_blender.audio_strips")
                                  .sound_strips(bpy.context.scene) if "gone" in x.name)
     n = len(settings().head.emote_takes)
+    mouse_over_sidebar()
+    yield 0.3
     with bpy.context.temp_override(**override()):
         try:
             ret = bpy.ops.emote.generate("INVOKE_DEFAULT")
@@ -349,6 +376,8 @@ def scenario_main():
             ret = {"CANCELLED"} if "missing" in str(exc) else str(exc)
     yield 1.0
     shot("missing_audio_error")
+    red = red_pixels_in_sidebar(OUT / FINDINGS["shots"][-1])
+    check("the error message is visible in the sidebar", red > 50, red_pixels=red)
     err = settings().last_error
     check("a missing audio file is refused in words and changes nothing",
           ret == {"CANCELLED"} and "missing" in err.lower() and "relink" in err.lower()

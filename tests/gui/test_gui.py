@@ -57,6 +57,7 @@ MAIN_CHECKS = [
     "export_fbx writes the file",
     "the file saves",
     "a missing audio file is refused in words and changes nothing",
+    "the error message is visible in the sidebar",
 ]
 REOPEN_CHECKS = [
     "the extension is enabled after a restart",
