@@ -47,6 +47,9 @@ MAX_LOUD_IN_SIL = 0.25    # share of loud frames (within 30 dB of the peak) alig
 MIN_CLIP_S = 0.4
 MAX_CLIP_S = 20.0
 KIND_ORDER = ("dialogue", "description", "cutscene")
+# pocketsphinx language weight (default 6.5): with the LM's small back-off mass (line_lm.DISCOUNT
+# 0.1) this matched 26 of 40 conversation clips against 13 with the defaults
+LANGUAGE_WEIGHT = 10.0
 VOTE_CLIPS = 6
 VOTE_WER = 0.5
 
@@ -77,7 +80,7 @@ class Recogniser:
         self.lm_dir = Path(lm_dir)
         self.lm_dir.mkdir(parents=True, exist_ok=True)
         self.dec = Decoder(samprate=16000, lm=None, fwdflat=False, bestpath=False,
-                           loglevel="FATAL")
+                           lw=LANGUAGE_WEIGHT, loglevel="FATAL")
         self.searches: set[str] = set()
         self.current: str | None = None
         self.known: set[str] = set()

@@ -11,7 +11,7 @@ import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
-DISCOUNT = 0.5
+DISCOUNT = 0.1  # little back-off mass: the decoder keeps close to whole script lines
 
 
 def _log10(p: float) -> float:

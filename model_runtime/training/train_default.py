@@ -113,15 +113,25 @@ def load_utterances(folders: list[Path]):
     from model_runtime.audio import load_audio
     from model_runtime.training.feature_cache import Utterance
 
+    from model_runtime.training.speaker_split import HELDOUT, split_of
+
     utts, summary = [], {"utterances": 0, "minutes": 0.0, "voices": {}, "engines": {},
-                         "sources": {}, "corpora": [str(f) for f in folders]}
+                         "sources": {}, "corpora": [str(f) for f in folders],
+                         "heldout_utterances": 0, "skipped_unlabelled": 0}
     for folder in folders:
         for r in _read_manifest(folder):
+            # game speech: the split comes from the committed held-out list, never the manifest;
+            # held-out speakers only validate (cache split 1), clips naming no speaker are left out
+            split = split_of(r)
+            if split not in ("train", "val", HELDOUT):
+                summary["skipped_unlabelled"] += 1
+                continue
+            summary["heldout_utterances"] += split == HELDOUT
             wav = Path(r["wav"])
             audio = load_audio(str(wav if wav.is_absolute() else folder / wav))
             u = Utterance(uid=str(r["id"]), audio=audio, phones=[list(p) for p in r["phones"]],
-                          split=str(r.get("split", "train")), source=str(r.get("source", "tts")),
-                          voice=str(r.get("voice", "")))
+                          split="val" if split == HELDOUT else split,
+                          source=str(r.get("source", "tts")), voice=str(r.get("voice", "")))
             utts.append(u)
             summary["utterances"] += 1
             summary["minutes"] += len(audio) / 16000 / 60
