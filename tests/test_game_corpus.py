@@ -285,3 +285,28 @@ def test_heldout_speaker_cannot_reach_a_training_split(tmp_path, heldout_list):
     train_ids = {str(cache.ids[i]) for i in cache.indices("train")}
     assert train_ids == {"queen-a"}
     assert {str(cache.ids[i]) for i in cache.indices("val")} == {"queen-b", "queen-350009P1"}
+
+
+def test_game_copies_augment_training_speakers_only(tmp_path, heldout_list):
+    import soundfile as sf
+
+    from model_runtime.training.train_default import load_utterances
+
+    corpus = tmp_path / "c"
+    (corpus / "wavs").mkdir(parents=True)
+    rows = []
+    for uid, spk in [("queen-a", "queen:faye"), ("queen-b", "queen:bob")]:
+        sf.write(str(corpus / "wavs" / f"{uid}.wav"), _speechy(1.0), 16000, subtype="PCM_16")
+        rows.append({"id": uid, "wav": f"wavs/{uid}.wav", "source": "game", "speaker": spk,
+                     "phones": [["SIL", 0, 0.2], ["B", 0.2, 0.3], ["AA", 0.3, 0.8],
+                                ["SIL", 0.8, 1.0]]})
+    (corpus / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    utts, _ = load_utterances([corpus], game_copies=2, seed=0)
+    ids = sorted(u.uid for u in utts)
+    assert ids == ["queen-a", "queen-a~aug0", "queen-a~aug1", "queen-b"]
+    again, _ = load_utterances([corpus], game_copies=2, seed=0)
+    for u, v in zip(sorted(utts, key=lambda x: x.uid), sorted(again, key=lambda x: x.uid)):
+        assert np.array_equal(u.audio, v.audio)  # deterministic
+    for u in utts:
+        assert u.phones[-1][2] <= len(u.audio) / 16000 + 1e-3
+        assert (u.split == "val") == (u.uid == "queen-b")
