@@ -310,3 +310,21 @@ def test_game_copies_augment_training_speakers_only(tmp_path, heldout_list):
     for u in utts:
         assert u.phones[-1][2] <= len(u.audio) / 16000 + 1e-3
         assert (u.split == "val") == (u.uid == "queen-b")
+
+
+def test_conversation_of_a_heldout_character_is_held_out_whole(tmp_path, monkeypatch):
+    recs = _records({f"s{i}": 30 for i in range(10)})
+    for r in recs:
+        r.update(who="person", talk=r["speaker"][-1])  # one conversation per speaker
+    chosen = speaker_split.choose_heldout(recs, 8, 200)
+    path = tmp_path / "h.txt"
+    speaker_split.write_heldout(recs, chosen, path)
+    monkeypatch.setattr(speaker_split, "HELDOUT_FILE", path)
+    speaker_split.load_heldout.cache_clear()
+    talk = chosen[0][-1]
+    # a line of that conversation matched to another character's file stays held out
+    stray = {"id": "queen-x", "source": "game", "speaker": "queen:other", "who": "person",
+             "talk": talk}
+    assert speaker_split.split_of(stray) == "heldout"
+    assert speaker_split.split_of({**stray, "who": "joe", "speaker": "queen:joe"}) == "train"
+    speaker_split.load_heldout.cache_clear()

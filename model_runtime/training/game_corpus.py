@@ -13,7 +13,8 @@ Resumable: a rerun skips every clip already in decisions.jsonl.
 How a clip's text is found. Joe's object descriptions (JOEiiiip) name their line in QUEEN2.JAS.
 A conversation clip (NNHHHH[J|P]p) is decoded with pocketsphinx against an n-gram LM of the
 conversation file's parts (which file conversation NN is comes from decoding its longest clips
-against all conversations and a vote); a cutscene clip against its CUT file's parts. The closest
+against all conversations and a vote; a conversation no vote settles is decoded against all the
+DOG files no vote claimed); a cutscene clip against its CUT file's parts. The closest
 part by word error rate is kept only when it is clearly best (see MAX_WER, MIN_MARGIN).
 Speakers: J and JOE clips are Joe; P clips are the conversation's character (BOB3.DOG -> bob);
 cutscene clips name no speaker and are kept as `unknown`, which the training split never uses.
@@ -273,6 +274,8 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
     aligner = align.Aligner()
     rec = Recogniser(aligner, out / "lm")
     talk_map = resolve_talk_map(src, rec, out) if "dialogue" in kinds else {}
+    claimed = {f for files in talk_map.values() for f in files}
+    unclaimed = sorted(s for s in src.by_source if s.endswith(".DOG") and s not in claimed)
     done = {d["clip"] for d in _read_jsonl(out / DECISIONS)}
     todo = [(n, k) for n, k in src.clips(kinds) if n not in done]
     if limit is not None:
@@ -294,22 +297,29 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
                 if text is None:
                     dec["reason"] = "no QUEEN2.JAS line for this description number"
             else:
-                files = talk_map.get(k["talk"]) if k["kind"] == "dialogue" else [k["source"]]
-                source = "+".join(files) if files else None
-                if source is None:
-                    dec["reason"] = f"conversation {k['talk']} not matched to a DOG file"
-                else:
-                    idx = [i for f in files for i in src.by_source[f]]
-                    words = [rec.words(src.parts[i]["text"]) for i in idx]
-                    rec.use(source.replace(".", "_").replace("+", "__"), words)
-                    j, info = match_line(rec.decode(audio), words)
-                    dec.update(info)
-                    if j is not None:
-                        text = src.parts[idx[j]]["text"]
-                        dec.pop("reason", None)
                 if k["kind"] == "dialogue":
+                    files = talk_map.get(k["talk"])
+                    if not files:  # unresolved conversation: the DOG files no vote claimed
+                        files, search = unclaimed, "unclaimed_dog"
+                    else:
+                        search = "__".join(files).replace(".", "_")
+                else:
+                    files = [k["source"]]
+                    search = k["source"].replace(".", "_")
+                idx = [i for f in files for i in src.by_source[f]]
+                words = [rec.words(src.parts[i]["text"]) for i in idx]
+                rec.use(search, words)
+                j, info = match_line(rec.decode(audio), words)
+                dec.update(info)
+                if j is not None:
+                    text = src.parts[idx[j]]["text"]
+                    source = src.parts[idx[j]]["source"]
+                    dec.pop("reason", None)
+                if k["kind"] == "dialogue":
+                    dec["talk"] = k["talk"]
+                    # a person's clip speaks for the character whose file its line is in
                     speaker = "joe" if k["who"] == "joe" else (
-                        qd.character_of(files[0]) if files else None)
+                        qd.character_of(source) if source else None)
                 else:
                     speaker = "unknown"
             if text is not None:
@@ -329,6 +339,7 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
                              "speaker": f"queen:{speaker}", "engine": "pocketsphinx-align",
                              "augment": "game-11k", "source": "game", "game": "queen",
                              "clip_kind": k["kind"], "script_source": source,
+                             "talk": k.get("talk"), "who": k.get("who"),
                              "licence": qd.QUEEN_LICENCE}
                         try:
                             r["split"] = speaker_split.split_of(r)

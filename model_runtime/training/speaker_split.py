@@ -3,7 +3,8 @@ ids in the committed file `heldout_clips.txt` beside this module (no audio).
 
 Every record of a game corpus gets its split from here when it is read, not from what a build
 once wrote, so a held-out speaker cannot reach a training split through a stale manifest:
-- "heldout": the speaker (or the clip) is in the list: evaluation and model selection only;
+- "heldout": the speaker (or the clip) is in the list, or the clip is the other person's line in
+  a conversation of a held-out character: evaluation and model selection only;
 - "unlabelled": the clip names no speaker (cutscenes): it could be any held-out voice, so it is
   never trained on;
 - "train": every other game speaker.
@@ -24,7 +25,7 @@ TRAINABLE = frozenset({"train"})
 
 @functools.lru_cache(maxsize=4)
 def load_heldout(path: str | None = None) -> tuple[frozenset, frozenset]:
-    """(held-out speakers, held-out clip ids) from the list file.
+    """(held-out speakers, held-out clip ids and `talk:NN` conversation keys) from the list file.
 
     Raises FileNotFoundError when it is missing, so game speech is never used unsplit.
     """
@@ -41,6 +42,8 @@ def load_heldout(path: str | None = None) -> tuple[frozenset, frozenset]:
         fields = line.split()
         if fields[0] == "speaker":
             speakers.add(fields[1])
+        elif fields[0] == "talk":
+            clips.add(f"talk:{fields[1]}")
         else:
             clips.add(fields[0])
             if len(fields) > 1:
@@ -55,6 +58,10 @@ def split_of(rec: dict, path: str | None = None) -> str:
     speakers, clips = load_heldout(path)
     spk = str(rec.get("speaker", ""))
     if spk in speakers or str(rec.get("id")) in clips:
+        return HELDOUT
+    # the other person in a conversation of a held-out character is that character, whatever
+    # file the clip's line was matched in (a safety net against one mismatched line)
+    if rec.get("who") == "person" and f"talk:{rec.get('talk')}" in clips:
         return HELDOUT
     if spk in UNKNOWN_SPEAKERS:
         return UNLABELLED
@@ -104,8 +111,10 @@ def write_heldout(records: list[dict], speakers: list[str], path: Path = HELDOUT
              "# selection only. Written by python -m model_runtime.training.speaker_split;",
              "# clip ids of the build that chose them follow (no audio is kept in git)."]
     lines += [f"speaker {s}" for s in sorted(speakers)]
-    ids = sorted((str(r["id"]), str(r["speaker"])) for r in records
-                 if r.get("source") == "game" and r.get("speaker") in set(speakers))
+    held = [r for r in records if r.get("source") == "game" and r.get("speaker") in set(speakers)]
+    lines += [f"talk {t}" for t in sorted({str(r["talk"]) for r in held
+                                          if r.get("who") == "person" and r.get("talk")})]
+    ids = sorted((str(r["id"]), str(r["speaker"])) for r in held)
     lines += [f"{i} {s}" for i, s in ids]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
     load_heldout.cache_clear()
