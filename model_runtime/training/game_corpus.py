@@ -97,6 +97,12 @@ class Recogniser:
                 self.known.add(w)
         return words
 
+    def prepare(self, texts: list[str]) -> None:
+        """Add every word of `texts` to the dictionary up front: adding words once a search is
+        active rebuilds it each time (seconds per word with a large LM)."""
+        for t in texts:
+            self.words(t)
+
     def use(self, name: str, sentences: list[list[str]]) -> None:
         """Activate the LM of `sentences` (written and loaded once per name)."""
         from model_runtime.training.line_lm import write_arpa
@@ -273,6 +279,9 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
     src = QueenSource()
     aligner = align.Aligner()
     rec = Recogniser(aligner, out / "lm")
+    rec.prepare([p["text"] for p in src.parts])
+    for p in src.parts:  # same for the aligner's decoder
+        aligner.words(p["text"])
     talk_map = resolve_talk_map(src, rec, out) if "dialogue" in kinds else {}
     claimed = {f for files in talk_map.values() for f in files}
     unclaimed = sorted(s for s in src.by_source if s.endswith(".DOG") and s not in claimed)
