@@ -40,8 +40,10 @@ BANDS = ("full", "tel8k")
 def heldout_clips(corpus: str, limit: int | None = None) -> list[dict]:
     """[{id, audio, phones, speaker}] of the held-out game speakers, in id order.
 
-    Only clips of the committed held-out list whose speaker is held out are taken; a corpus
-    without them is an error that says how to build it.
+    Only clips whose (conversation-reconciled) speaker is a held-out character are scored; the
+    other clips that the list keeps out of training (a stray line in a held-out character's
+    conversation) are not, as their speaker is uncertain. A corpus without them is an error that
+    says how to build it.
     """
     from model_runtime.audio import load_audio
     from model_runtime.training import speaker_split
@@ -51,7 +53,9 @@ def heldout_clips(corpus: str, limit: int | None = None) -> list[dict]:
     if not man.is_file():
         raise SystemExit(f"no game corpus at {corpus}: build it with nice -n 10 python -m "
                          "model_runtime.training.game_corpus --out " + str(corpus))
-    recs = [r for r in read_manifest(corpus) if speaker_split.split_of(r) == speaker_split.HELDOUT]
+    recs = [r for r in speaker_split.reconcile(read_manifest(corpus))
+            if speaker_split.split_of(r) == speaker_split.HELDOUT
+            and r.get("speaker") in speaker_split.load_heldout()[0]]
     if not recs:
         raise SystemExit(f"{corpus} holds no clip of the held-out speakers "
                          f"({speaker_split.HELDOUT_FILE})")

@@ -328,3 +328,18 @@ def test_conversation_of_a_heldout_character_is_held_out_whole(tmp_path, monkeyp
     assert speaker_split.split_of(stray) == "heldout"
     assert speaker_split.split_of({**stray, "who": "joe", "speaker": "queen:joe"}) == "train"
     speaker_split.load_heldout.cache_clear()
+
+
+def test_one_speaker_per_conversation():
+    def rec(i, talk, spk):
+        return {"id": f"q{i}", "source": "game", "who": "person", "talk": talk, "speaker": spk}
+
+    recs = [rec(0, "55", "queen:sparky"), rec(1, "55", "queen:sparky"), rec(2, "55", "queen:faye"),
+            rec(3, "12", "queen:death"), rec(4, "12", "queen:laris"),
+            rec(5, "07", "queen:bob"),
+            {"id": "j", "source": "game", "who": "joe", "talk": "55", "speaker": "queen:joe"}]
+    out = {r["id"]: r["speaker"] for r in speaker_split.reconcile(recs)}
+    assert out == {"q0": "queen:sparky", "q1": "queen:sparky", "q2": "queen:unknown",
+                   "q3": "queen:unknown", "q4": "queen:unknown", "q5": "queen:bob",
+                   "j": "queen:joe"}
+    assert recs[2]["speaker"] == "queen:faye"  # inputs untouched

@@ -68,6 +68,36 @@ def split_of(rec: dict, path: str | None = None) -> str:
     return "train"
 
 
+MIN_TALK_SHARE = 0.6
+
+
+def reconcile(records: list[dict]) -> list[dict]:
+    """Records with one speaker per conversation: the "person" lines of a conversation are one
+    character, so where their matched lines name several, the majority (at least 2 clips and
+    MIN_TALK_SHARE of them) stands and the others become `queen:unknown` (kept out of training);
+    with no clear majority all do. Returns copies; the original label stays as `line_speaker`.
+    """
+    from collections import Counter, defaultdict
+
+    by_talk: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        if r.get("source") == "game" and r.get("who") == "person" and r.get("talk"):
+            by_talk[str(r["talk"])][str(r.get("speaker", ""))] += 1
+    majority = {}
+    for talk, c in by_talk.items():
+        spk, n = c.most_common(1)[0]
+        if n >= 2 and n >= MIN_TALK_SHARE * sum(c.values()) or len(c) == 1:
+            majority[talk] = spk
+    out = []
+    for r in records:
+        if r.get("source") == "game" and r.get("who") == "person" and r.get("talk"):
+            want = majority.get(str(r["talk"]))
+            if want != r.get("speaker"):
+                r = {**r, "line_speaker": r.get("speaker"), "speaker": "queen:unknown"}
+        out.append(r)
+    return out
+
+
 def choose_heldout(records: list[dict], n_speakers: int = 8, min_bilabials: int = 200,
                    exclude: frozenset = frozenset({"queen:joe"}), seed: str = "heldout-v1"
                    ) -> list[str]:
@@ -132,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speakers", type=int, default=8)
     ap.add_argument("--bilabials", type=int, default=200)
     args = ap.parse_args(argv)
-    recs = read_manifest(args.corpus)
+    recs = reconcile(read_manifest(args.corpus))
     chosen = choose_heldout(recs, args.speakers, args.bilabials)
     n = write_heldout(recs, chosen, Path(args.out))
     print(f"held out {len(chosen)} speakers ({', '.join(chosen)}), {n} clips -> {args.out}")

@@ -141,13 +141,13 @@ def load_utterances(folders: list[Path], game_copies: int = 0, seed: int = 0):
     from model_runtime.audio import load_audio
     from model_runtime.training.feature_cache import Utterance
 
-    from model_runtime.training.speaker_split import HELDOUT, split_of
+    from model_runtime.training.speaker_split import HELDOUT, reconcile, split_of
 
     utts, summary = [], {"utterances": 0, "minutes": 0.0, "voices": {}, "engines": {},
                          "sources": {}, "corpora": [str(f) for f in folders],
                          "heldout_utterances": 0, "skipped_unlabelled": 0}
     for folder in folders:
-        for r in _read_manifest(folder):
+        for r in reconcile(_read_manifest(folder)):
             # game speech: the split comes from the committed held-out list, never the manifest;
             # held-out speakers only validate (cache split 1), clips naming no speaker are left out
             split = split_of(r)
