@@ -10,11 +10,11 @@ corpus.py, with `speaker`, `split` and `game` added), `decisions.jsonl` (every c
 kept or dropped and why), `talk_map.json` (conversation number -> its DOG file) and `report.md`.
 Resumable: a rerun skips every clip already in decisions.jsonl.
 
-How a clip's text is found. Joe's object descriptions (JOEiiiip) name their line in QUEEN2.JAS.
-A conversation clip (NNHHHH[J|P]p) is decoded with pocketsphinx against an n-gram LM of the
+How a clip's text is found. A conversation clip (NNHHHH[J|P]p) is decoded with pocketsphinx against an n-gram LM of the
 conversation file's parts (which file conversation NN is comes from decoding its longest clips
 against all conversations and a vote; a conversation no vote settles is decoded against all the
-DOG files no vote claimed); a cutscene clip against its CUT file's parts. The closest
+DOG files no vote claimed); a cutscene clip against its CUT file's parts, one of Joe's object
+descriptions (JOEiiiip) against QUEEN2.JAS. The closest
 part by word error rate is kept only when it is clearly best (see MAX_WER, MIN_MARGIN).
 Speakers: J and JOE clips are Joe; P clips are the conversation's character (BOB3.DOG -> bob);
 cutscene clips name no speaker and are kept as `unknown`, which the training split never uses.
@@ -301,10 +301,6 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
             text, speaker, source = None, None, None
             if not MIN_CLIP_S <= dur <= MAX_CLIP_S:
                 dec["reason"] = f"clip lasts {dur:.1f} s (kept {MIN_CLIP_S}-{MAX_CLIP_S} s)"
-            elif k["kind"] == "description":
-                text, speaker, source = src.description_text(k), "joe", "QUEEN2.JAS"
-                if text is None:
-                    dec["reason"] = "no QUEEN2.JAS line for this description number"
             else:
                 if k["kind"] == "dialogue":
                     files = talk_map.get(k["talk"])
@@ -312,6 +308,10 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
                         files, search = unclaimed, "unclaimed_dog"
                     else:
                         search = "__".join(files).replace(".", "_")
+                elif k["kind"] == "description":
+                    # the number in a JOE clip's name is not simply its QUEEN2.JAS line (taking it
+                    # so failed most alignments), so descriptions are matched like cutscenes
+                    files, search = ["QUEEN2.JAS"], "QUEEN2_JAS"
                 else:
                     files = [k["source"]]
                     search = k["source"].replace(".", "_")
@@ -330,7 +330,7 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
                     speaker = "joe" if k["who"] == "joe" else (
                         qd.character_of(source) if source else None)
                 else:
-                    speaker = "unknown"
+                    speaker = "joe" if k["kind"] == "description" else "unknown"
             if text is not None:
                 res = aligner.align(audio, text)
                 if res is None:
@@ -407,7 +407,7 @@ def _reason_class(reason: str) -> str:
     """A reason without its numbers, so the report groups alike drops."""
     import re
 
-    return re.sub(r"\s*\([^)]*\)", "", re.sub(r"\d+(\.\d+)?%?", "N", reason)).strip()
+    return re.sub(r"\s*\([^)]*\)", "", re.sub(r"\b\d+(\.\d+)?%?", "N", reason)).strip()
 
 
 def main(argv: list[str] | None = None) -> int:
