@@ -176,3 +176,111 @@ def random_augment(audio: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     audio = gain(audio / peak * 0.5, db)
     steps.append(f"gain{db:+.0f}dB")
     return audio.astype(np.float32), "+".join(steps), scale
+
+
+# --- channel and speaker robustness (issue 14 part 3) -------------------------------------------
+# Channels a training clip is heard through, in equal shares so no channel is "the" real one:
+# wideband 16 kHz (studio, as an animator records), 11,025 Hz game audio (5.5 kHz band) and
+# 8 kHz telephone band (300-3400 Hz).
+CHANNELS = ("wide16k", "game11k", "tel8k")
+VTL_RANGE = (0.88, 1.14)   # vocal-tract length / pitch factor (formants and f0 scale together)
+RATE_RANGE = (0.85, 1.18)  # speaking rate (phone timings scale by 1 / rate)
+
+
+def time_stretch(audio: np.ndarray, rate: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """Play `rate` times faster without changing pitch or formants (phase vocoder).
+
+    Output length is round(len / rate); phone times scale by 1 / rate.
+    """
+    from scipy.signal import istft, stft
+
+    audio = np.asarray(audio, np.float32)
+    if abs(rate - 1.0) < 1e-6:
+        return audio.copy()
+    _, _, Z = stft(audio, nperseg=n_fft, noverlap=n_fft - hop, boundary="zeros", padded=True)
+    n_in = Z.shape[1]
+    steps = np.arange(0, n_in - 1, rate)
+    omega = 2 * np.pi * hop * np.arange(Z.shape[0]) / n_fft  # expected phase advance per hop
+    phase = np.angle(Z[:, 0])
+    out = np.empty((Z.shape[0], len(steps)), np.complex64)
+    for k, t in enumerate(steps):
+        i = int(t)
+        frac = t - i
+        mag = (1 - frac) * np.abs(Z[:, i]) + frac * np.abs(Z[:, i + 1])
+        out[:, k] = mag * np.exp(1j * phase)
+        dphi = np.angle(Z[:, i + 1]) - np.angle(Z[:, i]) - omega
+        dphi -= 2 * np.pi * np.round(dphi / (2 * np.pi))
+        phase = phase + omega + dphi
+    _, y = istft(out, nperseg=n_fft, noverlap=n_fft - hop, boundary=True)
+    want = int(round(len(audio) / rate))
+    y = np.asarray(y[:want], np.float32)
+    if len(y) < want:
+        y = np.concatenate([y, np.zeros(want - len(y), np.float32)])
+    peak_in = float(np.max(np.abs(audio))) + 1e-9
+    return (y / (float(np.max(np.abs(y))) + 1e-9) * peak_in).astype(np.float32)
+
+
+def vocal_tract(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Another speaker's voice at the same timing: formants and pitch scaled by `factor`
+    (> 1: shorter vocal tract, higher voice) by resampling, then the duration restored."""
+    warped = speed_warp(audio, factor)
+    y = time_stretch(warped, len(warped) / len(audio))
+    return _fit_length(y, len(audio))
+
+
+def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    if len(y) >= n:
+        return y[:n].astype(np.float32)
+    return np.concatenate([y, np.zeros(n - len(y), np.float32)]).astype(np.float32)
+
+
+def channel(audio: np.ndarray, name: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The clip as heard through one of CHANNELS (16 kHz out, same length, no delay)."""
+    if name == "wide16k":
+        return np.asarray(audio, np.float32)
+    if name == "game11k":
+        return resample_chain(audio, (11025,))
+    if name == "tel8k":
+        codec = "none" if rng is None else str(rng.choice(["none", "mulaw"]))
+        return telephone(audio, codec)
+    raise ValueError(f"unknown channel {name!r}; choose from {', '.join(CHANNELS)}")
+
+
+def robust_augment(audio: np.ndarray, rng: np.random.Generator, channel_name: str | None = None
+                   ) -> tuple[np.ndarray, str, float]:
+    """Speaker, rate, room, noise and channel augmentation of a real clip:
+    (audio, description, time_scale for the phone timings).
+
+    Speaker: vocal-tract/pitch factor in VTL_RANGE (70%); rate in RATE_RANGE (50%); room reverb
+    (30%); noise at 10-35 dB SNR (35%); then one of CHANNELS, drawn evenly unless given.
+    A 16 kHz source heard as game11k or tel8k loses its upper band; an 11 kHz source heard as
+    wide16k keeps its own band (nothing can add the missing one).
+    """
+    steps: list[str] = []
+    scale = 1.0
+    y = np.asarray(audio, np.float32)
+    if rng.uniform() < 0.7:
+        f = float(rng.uniform(*VTL_RANGE))
+        y = vocal_tract(y, f)
+        steps.append(f"vtl{f:.2f}")
+    if rng.uniform() < 0.5:
+        r = float(rng.uniform(*RATE_RANGE))
+        y = time_stretch(y, r)
+        scale = 1.0 / r
+        steps.append(f"rate{r:.2f}")
+    if rng.uniform() < 0.3:
+        rt = float(rng.uniform(0.15, 0.6))
+        y = room_reverb(y, rt, rng, wet=float(rng.uniform(0.2, 0.6)))
+        steps.append(f"reverb{rt:.2f}")
+    if rng.uniform() < 0.35:
+        snr = float(rng.uniform(10, 35))
+        colour = str(rng.choice(["white", "pink", "brown"]))
+        y = add_noise(y, snr, rng, colour)
+        steps.append(f"noise-{colour}{snr:.0f}dB")
+    ch = channel_name or str(CHANNELS[int(rng.integers(len(CHANNELS)))])
+    y = channel(y, ch, rng)
+    steps.append(ch)
+    db = float(rng.uniform(-12, 6))
+    y = gain(y / (float(np.max(np.abs(y))) + 1e-9) * 0.5, db)
+    steps.append(f"gain{db:+.0f}dB")
+    return y.astype(np.float32), "+".join(steps), scale

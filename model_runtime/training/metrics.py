@@ -2,6 +2,13 @@
 landmarks, bilabial closure recall, false closure rate, rounding, sync lag, pooled over clips.
 
 Frame k covers [k/fps, (k+1)/fps); a phone's middle frame is the frame holding its midpoint.
+
+Absolute seal and opening (issue 14 part 5, beside METRICS.md's relative scores, so a mouth that
+hovers half open cannot pass): the **seal gap** is the median, over the bilabials that closure
+recall counts, of the minimum lip gap g over the phone's central 60% (the very frames closure
+recall looks at), in mm (target <= SEAL_TARGET_MM: the lips touch); the **open gap** is the
+median of g at the middle frame of the open vowels that the false closure rate counts, in mm
+(target >= OPEN_TARGET_MM).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ MIN_BILABIAL_S = 0.040
 CLOSURE_FRACTION = 0.25
 ROUND_FRACTION = 0.95
 MAX_LAG = 5
+SEAL_TARGET_MM = 1.0
+OPEN_TARGET_MM = 9.0
 _EPS = 1e-6
 
 
@@ -82,7 +91,7 @@ def clip_metrics(gap: np.ndarray, width: np.ndarray | None, phones, fps: float =
                   if p in OPEN_VOWELS and e - s >= MIN_VOWEL_S - _EPS]
     out = {"closure_hits": 0, "closure_n": 0, "false_hits": 0, "false_n": 0, "round_hits": 0,
            "round_n": 0, "g_open": float("nan"), "tau": float("nan"), "lag": None,
-           "corr0": float("nan")}
+           "corr0": float("nan"), "seal_gaps_mm": [], "open_gaps_mm": []}
     if vowel_mids:
         g_open = float(np.median(gap[vowel_mids]))
         tau = CLOSURE_FRACTION * g_open
@@ -95,7 +104,9 @@ def clip_metrics(gap: np.ndarray, width: np.ndarray | None, phones, fps: float =
                     continue
                 out["closure_n"] += 1
                 out["closure_hits"] += int(gap[fr].min() <= tau)
+                out["seal_gaps_mm"].append(round(float(gap[fr].min()), 3))
         out["false_n"] = len(vowel_mids)
+        out["open_gaps_mm"] = [round(float(x), 3) for x in gap[vowel_mids]]
         out["false_hits"] = int(np.sum(gap[vowel_mids] <= tau))
     if width is not None:
         width = np.asarray(width, dtype=np.float64)
@@ -147,21 +158,28 @@ def pool(clips: list[dict]) -> dict:
     rec, n_c = rate("closure_hits", "closure_n")
     fal, n_v = rate("false_hits", "false_n")
     rnd, n_r = rate("round_hits", "round_n")
+    seal = [x for c in clips for x in c.get("seal_gaps_mm", [])]
+    opened = [x for c in clips for x in c.get("open_gaps_mm", [])]
     lags = [c["lag"] for c in clips if c.get("lag") is not None]
     c0 = [c["corr0"] for c in clips if np.isfinite(c.get("corr0", np.nan))]
     return {"closure_recall": rec, "n_bilabials": n_c, "false_closure_rate": fal,
             "n_open_vowels": n_v, "rounding": rnd, "n_rounded": n_r,
             "lag_median": float(np.median(lags)) if lags else float("nan"),
-            "corr0_median": float(np.median(c0)) if c0 else float("nan"), "n_clips": len(clips)}
+            "corr0_median": float(np.median(c0)) if c0 else float("nan"), "n_clips": len(clips),
+            "seal_gap_mm": float(np.median(seal)) if seal else float("nan"),
+            "open_gap_mm": float(np.median(opened)) if opened else float("nan")}
 
 
-def format_table(rows: dict[str, dict]) -> str:
-    """A plain-text table of pooled figures, one row per name."""
+def format_table(rows: dict[str, dict], mm: bool = False) -> str:
+    """A plain-text table of pooled figures, one row per name (`mm`: add the seal and open gaps
+    in millimetres)."""
     head = (f"{'set':<22}{'clips':>6}{'closure':>9}{'(n)':>6}{'false':>8}{'(n)':>6}"
-            f"{'round':>8}{'(n)':>5}{'lag':>6}{'corr0':>7}")
+            f"{'round':>8}{'(n)':>5}{'lag':>6}{'corr0':>7}"
+            + (f"{'seal':>7}{'open':>7}" if mm else ""))
     lines = [head, "-" * len(head)]
     for name, m in rows.items():
         lines.append(f"{name:<22}{m['n_clips']:>6}{m['closure_recall']:>9.3f}{m['n_bilabials']:>6}"
                      f"{m['false_closure_rate']:>8.3f}{m['n_open_vowels']:>6}{m['rounding']:>8.3f}"
-                     f"{m['n_rounded']:>5}{m['lag_median']:>6.1f}{m['corr0_median']:>7.2f}")
+                     f"{m['n_rounded']:>5}{m['lag_median']:>6.1f}{m['corr0_median']:>7.2f}"
+                     + (f"{m['seal_gap_mm']:>7.2f}{m['open_gap_mm']:>7.2f}" if mm else ""))
     return "\n".join(lines)

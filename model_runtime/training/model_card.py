@@ -19,7 +19,19 @@ SOURCE_LICENCES = {
     "rhvoice": "RHVoice voices: licence differs per voice (check it before shipping)",
     "synthetic": "synthetic test signals (no licence needed)",
     "asterisk": "Asterisk core sound prompts (en_US, Allison Smith): CC-BY-SA-3.0",
+    # /usr/share/doc/flight-of-the-amazon-queen/copyright (Debian 1.0.0-9)
+    "game": "Flight of the Amazon Queen speech (Debian flight-of-the-amazon-queen 1.0.0-9): game "
+            "content (C) John Passfield and Steven Stamatiadis, Flight-of-the-Amazon-Queen-"
+            "License: free redistribution with the readme and notices intact, modification "
+            "allowed when marked as a modified version, no fee for the game itself",
 }
+# Recorded for the model card when Beneath a Steel Sky joins the corpus
+# (/usr/share/doc/beneath-a-steel-sky/copyright, Debian 0.0372-8): game content (C) Revolution
+# Software Ltd, Beneath-a-Steel-Sky-License, the same terms as Flight of the Amazon Queen's.
+BASS_LICENCE = ("Beneath a Steel Sky speech (Debian beneath-a-steel-sky 0.0372-8): game content "
+                "(C) Revolution Software Ltd, Beneath-a-Steel-Sky-License: free redistribution "
+                "with the readme and notices intact, modification allowed when marked as a "
+                "modified version, no fee for the game itself")
 
 
 def _table(d: dict) -> str:
@@ -73,6 +85,10 @@ layer. Styles: {', '.join(config.get('conditions', {}).get('identities', []))}.
 {chr(10).join(lic) if lic else '- (no source licence recorded)'}
 - Phone timings come from the TTS engines (or forced alignment for recorded prompts).
   Clips listed in `reserved_clips.txt` are never used for training.
+- Real game speakers held out of training (whole characters,
+  `model_runtime/training/heldout_clips.txt`): {data.get('heldout_utterances', 0)} utterances,
+  used for validation only; game training clips augmented
+  {data.get('game_copies', 0)}x (speaker, rate, room, noise, 16/11/8 kHz channel).
 
 ## Teacher
 There is no motion capture: targets are produced by `{p.get('teacher', 'the procedural teacher')}`.

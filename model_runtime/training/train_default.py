@@ -55,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--corpus", default="data/corpus", help="corpus folder with manifest.jsonl")
     p.add_argument("--extra-corpus", action="append", default=[],
                    help="more corpus folders (e.g. data/asterisk); repeatable")
+    p.add_argument("--game-copies", type=int, default=0,
+                   help="augmented copies of each training clip of a game corpus (speaker, rate, "
+                        "room, noise, 16/11/8 kHz channel); held-out speakers never")
     p.add_argument("--work", default="data/train_run", help="stage checkpoints and the cache")
     p.add_argument("--out", default="model_runtime/default_model", help="final checkpoint folder")
     p.add_argument("--cache", default=None, help="cache file (default <work>/cache.npz)")
@@ -108,26 +111,64 @@ def _read_manifest(folder: Path) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
 
 
-def load_utterances(folders: list[Path]):
-    """Utterances (audio loaded at 16 kHz) of every corpus folder, plus a summary for provenance."""
+def _augmented_copies(u, copies: int, seed: int) -> list:
+    """`copies` channel/speaker-augmented versions of a real training utterance (deterministic
+    per utterance id and seed), phone timings scaled with the audio."""
+    import zlib
+
+    from model_runtime.training.augment import robust_augment
+    from model_runtime.training.feature_cache import Utterance
+
+    out = []
+    for c in range(copies):
+        rng = np.random.default_rng([seed, zlib.crc32(u.uid.encode()), c])
+        audio, _desc, scale = robust_augment(u.audio, rng)
+        total = len(audio) / 16000
+        phones = [[p, min(round(s * scale, 4), total), min(round(e * scale, 4), total)]
+                  for p, s, e in u.phones]
+        phones = [p for p in phones if p[2] > p[1]]
+        out.append(Utterance(uid=f"{u.uid}~aug{c}", audio=audio, phones=phones, split=u.split,
+                             source=u.source, voice=u.voice))
+    return out
+
+
+def load_utterances(folders: list[Path], game_copies: int = 0, seed: int = 0):
+    """Utterances (audio loaded at 16 kHz) of every corpus folder, plus a summary for provenance.
+
+    Game speech in the training split is also added `game_copies` times augmented
+    (augment.robust_augment: speaker, rate, room, noise, and a 16 kHz / 11 kHz / 8 kHz channel);
+    held-out speakers are never augmented or trained on."""
     from model_runtime.audio import load_audio
     from model_runtime.training.feature_cache import Utterance
 
+    from model_runtime.training.speaker_split import HELDOUT, reconcile, split_of
+
     utts, summary = [], {"utterances": 0, "minutes": 0.0, "voices": {}, "engines": {},
-                         "sources": {}, "corpora": [str(f) for f in folders]}
+                         "sources": {}, "corpora": [str(f) for f in folders],
+                         "heldout_utterances": 0, "skipped_unlabelled": 0}
     for folder in folders:
-        for r in _read_manifest(folder):
+        for r in reconcile(_read_manifest(folder)):
+            # game speech: the split comes from the committed held-out list, never the manifest;
+            # held-out speakers only validate (cache split 1), clips naming no speaker are left out
+            split = split_of(r)
+            if split not in ("train", "val", HELDOUT):
+                summary["skipped_unlabelled"] += 1
+                continue
+            summary["heldout_utterances"] += split == HELDOUT
             wav = Path(r["wav"])
             audio = load_audio(str(wav if wav.is_absolute() else folder / wav))
             u = Utterance(uid=str(r["id"]), audio=audio, phones=[list(p) for p in r["phones"]],
-                          split=str(r.get("split", "train")), source=str(r.get("source", "tts")),
-                          voice=str(r.get("voice", "")))
-            utts.append(u)
-            summary["utterances"] += 1
-            summary["minutes"] += len(audio) / 16000 / 60
-            for key, val in (("voices", u.voice), ("engines", str(r.get("engine", ""))),
-                             ("sources", u.source)):
-                summary[key][val] = summary[key].get(val, 0) + 1
+                          split="val" if split == HELDOUT else split,
+                          source=str(r.get("source", "tts")), voice=str(r.get("voice", "")))
+            extra = (_augmented_copies(u, game_copies, seed)
+                     if game_copies > 0 and u.source == "game" and u.split == "train" else [])
+            for v in [u] + extra:
+                utts.append(v)
+                summary["utterances"] += 1
+                summary["minutes"] += len(v.audio) / 16000 / 60
+                for key, val in (("voices", v.voice), ("engines", str(r.get("engine", ""))),
+                                 ("sources", v.source)):
+                    summary[key][val] = summary[key].get(val, 0) + 1
     summary["minutes"] = round(summary["minutes"], 2)
     return utts, summary
 
@@ -149,7 +190,8 @@ def ensure_cache(args, arch: dict) -> Path:
     for f in folders:
         if not (f / "manifest.jsonl").is_file():
             raise SystemExit(f"no manifest.jsonl in {f}; build the corpus first")
-    utts, summary = load_utterances(folders)
+    utts, summary = load_utterances(folders, args.game_copies, args.seed)
+    summary["game_copies"] = args.game_copies
     log(f"[cache] {summary['utterances']} utterances, {summary['minutes']:.1f} min of audio")
     enc = LogMelEncoder(arch)
 
