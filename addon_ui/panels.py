@@ -7,6 +7,7 @@ import bpy
 from emote_blender import audio_strips
 
 from . import operators
+from .ui_text import chars_per_line, wrap
 
 
 class EMOTE_UL_takes(bpy.types.UIList):
@@ -77,17 +78,17 @@ def draw_emote(layout, context) -> None:
         row.operator("emote.cancel", icon="CANCEL", text="")
     else:
         row.operator("emote.generate", icon="PLAY")
-    width = _chars_per_line(context)
+    width = chars_per_line(context)
     if s.last_error:
         err = col.box().column(align=True)
         err.alert = True
-        for i, line in enumerate(_wrap(s.last_error, width)):
+        for i, line in enumerate(wrap(s.last_error, width)):
             err.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
     for text in (("No target for: " + s.unmatched[:300]) if s.unmatched else "",
                  s.bake_notes[:400]):
         if text:
             info = col.column(align=True)
-            for i, line in enumerate(_wrap(text, width)):
+            for i, line in enumerate(wrap(text, width)):
                 info.label(text=line, icon="INFO" if i == 0 else "BLANK1")
 
 
@@ -103,25 +104,6 @@ def draw_takes(layout, context) -> None:
     row = layout.row(align=True)
     row.operator("emote.export_gltf", icon="EXPORT")
     row.operator("emote.export_fbx", icon="EXPORT")
-
-
-def _chars_per_line(context) -> int:
-    """About how many characters of the UI font fit across the sidebar (for wrapping)."""
-    region = context.region
-    scale = context.preferences.system.ui_scale if context.preferences else 1.0
-    width = region.width if region is not None else 300
-    return max(16, int((width - 40 * scale) / (6.5 * scale)))
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, cur = text.split(), [], ""
-    for w in words:
-        if len(cur) + len(w) + 1 > width and cur:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}".strip()
-    return lines + ([cur] if cur else [])
 
 
 class _Sidebar:

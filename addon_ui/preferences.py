@@ -13,6 +13,8 @@ from bpy.props import BoolProperty, FloatProperty, StringProperty
 
 from emote_blender import runtime_setup
 
+from .ui_text import chars_per_line, wrap
+
 ADDON_ID = __package__.rpartition(".")[0] or __package__
 
 
@@ -100,7 +102,7 @@ def draw_runtime_box(layout, context, always: bool = False) -> None:
     col = box.column(align=True)
     col.alert = state in ("failed", "missing", "outdated", "badpath")
     icon = {"ready": "CHECKMARK", "running": "SORTTIME"}.get(state, "ERROR")
-    lines = _wrap(words, _chars_per_line(context))
+    lines = wrap(words, chars_per_line(context))
     col.label(text=lines[0], icon=icon)
     for line in lines[1:]:
         col.label(text=line)
@@ -117,25 +119,6 @@ def draw_runtime_box(layout, context, always: bool = False) -> None:
         row.operator("emote.remove_runtime", icon="TRASH", text="Remove")
     if state == "failed":
         box.label(text="Log: " + str(runtime_setup.log_path(setup_folder())))
-
-
-def _chars_per_line(context) -> int:
-    """About how many characters of label text fit across the region being drawn."""
-    region = getattr(context, "region", None)
-    width = getattr(region, "width", 0) or 300
-    scale = (context.preferences.system.ui_scale if context.preferences else 0.0) or 1.0
-    return max(20, int((width - 40 * scale) / (6.5 * scale)))
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, cur = text.split(), [], ""
-    for w in words:
-        if len(cur) + len(w) + 1 > width and cur:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}".strip()
-    return lines + ([cur] if cur else []) or [""]
 
 
 class EmotePreferences(bpy.types.AddonPreferences):
