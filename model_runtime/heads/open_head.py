@@ -766,7 +766,7 @@ def build_open_head(params: OpenHeadParams = P) -> HeadModel:
     vs = len(skin.pos)
     y_line = float(skin.pos[skin.below[skin.i_mouth, int(np.argmin(np.abs(skin.u)))], 1])
 
-    verts, faces, groups, wjaw, wneck = [skin.pos], [], [], [], []
+    verts, faces, groups, wjaw = [skin.pos], [], [], []
     faces += skin.faces
     groups.append(_skin_face_groups(skin, p))
     wj = _skin_jaw_weight(skin, xc, Y, U, p)

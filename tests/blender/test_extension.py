@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 
-from tests.blender.conftest import bpy, write_wav
+from tests.blender.conftest import bpy
 
 pytestmark = pytest.mark.blender
 

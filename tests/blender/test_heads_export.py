@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.blender.conftest import MODULE, ROOT, bpy, run_runtime_py
+from tests.blender.conftest import MODULE, ROOT, bpy
 
 pytestmark = pytest.mark.blender
 
