@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_runtime.emotions import EMOTIONS  # standard library only
+
 # EMOTE order (DESIGN.md): the index of each name is its category value in the enum property.
-EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry",
-                             "contempt")
 
 
 def blend_categories(categories: np.ndarray, fps: float, transition_s: float) -> np.ndarray:

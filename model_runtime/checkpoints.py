@@ -19,6 +19,7 @@ from pathlib import Path
 
 from model_runtime.errors import EmoteInputError
 from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
+from model_runtime.emotions import EMOTIONS, INTENSITY_LEVELS
 
 FORMAT_VERSION = 2  # the newest format this runtime reads and writes
 READABLE_FORMAT_VERSIONS = (1, 2)
@@ -29,8 +30,6 @@ WHOLE_FRAMES = "whole_frames"
 AUDIO_FRAMINGS = (WHOLE_CLIP, WHOLE_FRAMES)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-EMOTIONS = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry", "contempt")
-INTENSITY_LEVELS = 3
 
 
 def default_model_dir() -> Path:

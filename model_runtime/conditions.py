@@ -12,9 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from model_runtime.errors import EmoteInputError
+from model_runtime.emotions import EMOTIONS, INTENSITY_LEVELS  # noqa: F401 (re-exported)
 
-EMOTIONS = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry", "contempt")
-INTENSITY_LEVELS = 3
 # Other spellings of the same emotions (MEAD / paper wording) accepted on input.
 EMOTION_ALIASES = {
     "surprise": "surprised", "fearful": "fear", "afraid": "fear", "disgust": "disgusted",

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from model_runtime.errors import EmoteInputError
+from model_runtime.emotions import N_EMOTIONS
 
-N_EMOTIONS = 8
 N_INTENSITIES = 3  # the runtime's intensity mapping (conditions.intensity_one_hot) has 3 levels
 OUTPUT_VERSIONS = {103: "EMOTE_v2", 53: "EMOTE v1"}  # exp (100 / 50) + 3 jaw
 WAV2VEC2_BASE = ("facebook/wav2vec2-base-960h", "facebook/wav2vec2-base")

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model_runtime.heads import open_head  # noqa: E402
 from emote_blender.preview import contact_sheet  # noqa: E402
 from model_runtime.heads.head_model import evaluate, load_head  # noqa: E402
+from model_runtime.emotions import EMOTIONS  # noqa: E402
 
 VISEMES = ("rest", "AA_open", "OO_rounded", "EE_spread", "MBP_closed", "FV")
-EMOTIONS = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry", "contempt")
 COLOURS = {  # face group -> RGBA
     "skin": (0.80, 0.60, 0.50, 1), "lips": (0.70, 0.36, 0.36, 1), "brows": (0.25, 0.17, 0.12, 1),
     "mouth": (0.10, 0.02, 0.03, 1), "teeth": (0.93, 0.92, 0.86, 1),

@@ -96,3 +96,19 @@ def test_unknown_emotion_lists_valid_ones_and_identity_lookup():
     with pytest.raises(EmoteInputError) as info:
         identity_index("X1", ["M003", "W009"])
     assert info.value.kind == "bad_request" and "W009" in info.value.message
+
+
+def test_the_emotion_list_is_defined_once():
+    """Every part that names the emotions uses model_runtime.emotions' own tuple, not a copy."""
+    import importlib
+
+    from model_runtime import emotions
+
+    for name in ("model_runtime.conditions", "model_runtime.checkpoints",
+                 "model_runtime.training.teacher", "emote_blender.emotion_curve"):
+        assert importlib.import_module(name).EMOTIONS is emotions.EMOTIONS, name
+    for name in ("model_runtime.official_cfg", "model_runtime.training.emotion_classifier"):
+        assert importlib.import_module(name).N_EMOTIONS == len(emotions.EMOTIONS), name
+    from model_runtime.training.stage2 import EMOTION_AND_INTENSITY
+
+    assert EMOTION_AND_INTENSITY == len(emotions.EMOTIONS) + emotions.INTENSITY_LEVELS

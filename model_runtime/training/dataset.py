@@ -7,9 +7,6 @@ import torch
 
 from model_runtime.training.feature_cache import Cache
 
-N_EMOTIONS = 8
-N_INTENSITY = 3
-
 
 def intensity_one_hot(values: np.ndarray) -> np.ndarray:
     """(N,) intensities in 0..1 to (N, 3) level one-hots (uses model_runtime.conditions)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-N_EMOTIONS = 8
+from model_runtime.emotions import N_EMOTIONS
+
 
 
 class EmotionClassifier(nn.Module):

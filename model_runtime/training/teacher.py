@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
+from model_runtime.emotions import EMOTIONS
 
-EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry",
-                             "contempt")
 CH = {name: i for i, name in enumerate(OPEN_HEAD_CHANNELS)}
 N_CH = len(OPEN_HEAD_CHANNELS)
 SAMPLES_PER_FRAME_16K = 640  # at 25 fps
