@@ -12,7 +12,8 @@ from model_runtime.heads.flame_pickle import load_flame
 from model_runtime.heads.head_model import load_head
 from model_runtime.heads.open_head import default_head_path
 from model_runtime.training.metrics import lip_signals
-from model_runtime.training.teacher import BILABIALS, teacher_animation, one_emotion_curve
+from model_runtime.training.teacher import BILABIALS
+from tests.helpers.made_up_line import made_up_line
 from tests.helpers.synthetic_flame import write_synthetic_flame
 
 
@@ -26,16 +27,7 @@ def heads(tmp_path_factory):
 @pytest.fixture(scope="module")
 def speech():
     """The open-head animation of a made-up line with bilabials, rounded and open vowels."""
-    rng = np.random.default_rng(1)
-    phones, t = [], 0.1
-    for ph in "M AA P IY B OW M UW S AH M AE T F AO B IH D M EY K AA P".split() * 2:
-        d = float(rng.uniform(0.07, 0.18))
-        phones.append([ph, t, t + d])
-        t += d
-    T = int(t * 25) + 5
-    w, inten = one_emotion_curve(T, "happy", 0.5)
-    exp, jaw = teacher_animation(phones, rng.normal(0, 0.1, T * 640), w, inten, rng=rng)
-    return exp, jaw, phones
+    return made_up_line(repeats=2)
 
 
 def _corr(a, b):

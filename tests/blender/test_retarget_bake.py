@@ -23,16 +23,8 @@ def flame100(tmp_path_factory):
 
 _SPEECH_CODE = """
 import sys, numpy as np
-from model_runtime.training.teacher import one_emotion_curve, teacher_animation
-rng = np.random.default_rng(1)
-phones, t = [], 0.1
-for ph in "M AA P IY B OW M UW S AH M AE T F AO B IH D M EY K AA P".split():
-    d = float(rng.uniform(0.07, 0.18))
-    phones.append([ph, t, t + d])
-    t += d
-T = int(t * 25) + 5
-w, inten = one_emotion_curve(T, "happy", 0.5)
-exp, jaw = teacher_animation(phones, rng.normal(0, 0.1, T * 640), w, inten, rng=rng)
+from tests.helpers.made_up_line import made_up_line
+exp, jaw, _phones = made_up_line()
 np.savez(sys.argv[1], exp=exp, jaw=jaw)
 """
 
