@@ -90,18 +90,28 @@ def generate_sync(scene, head_obj, strip, model: str, identity: str, python: str
     return take, cmap, job
 
 
+_STYLES: dict[tuple, list[str]] = {}  # (config path, mtime, size) -> its identities
+
+
 def checkpoint_styles(model: str) -> list[str]:
-    """Speaking styles (identities) a checkpoint folder offers, read from its config.json."""
+    """Speaking styles (identities) a checkpoint folder offers, read from its config.json.
+
+    The panel's Style menu asks on every redraw: the file is parsed again only when it changed."""
     if not model or model == "default":
         from model_runtime.checkpoints import default_model_dir  # stdlib-only module
 
         cfg = default_model_dir() / "config.json"
     else:
         cfg = Path(model) / "config.json"
-    if not cfg.is_file():
-        return []
     try:
-        data = json.loads(cfg.read_text("utf-8"))
-        return [str(s) for s in data.get("conditions", {}).get("identities", [])]
-    except (OSError, ValueError, AttributeError):
+        st = cfg.stat()
+    except OSError:
         return []
+    key = (str(cfg), st.st_mtime_ns, st.st_size)
+    if key not in _STYLES:
+        try:
+            data = json.loads(cfg.read_text("utf-8"))
+            _STYLES[key] = [str(s) for s in data.get("conditions", {}).get("identities", [])]
+        except (OSError, ValueError, AttributeError):
+            return []
+    return list(_STYLES[key])
