@@ -60,7 +60,7 @@ def _report_failure(settings, exc: Exception) -> str:
     msg = getattr(exc, "message", None) or str(exc)
     settings.last_error = msg
     if not bpy.app.background:
-        _redraw_settled(bpy.context)  # show it in the panel now, not at the next mouse move
+        _redraw(bpy.context)  # show it in the panel now, not at the next mouse move
     return msg
 
 
@@ -215,7 +215,7 @@ class EMOTE_OT_generate(bpy.types.Operator):
         for text in job.warnings:
             self.report({"WARNING"}, text)
         self.report({"INFO"}, f"EMOTE: baked {_take.name} in {t_end - self._t_click:.1f} s")
-        _redraw_settled(context, everything=True)
+        _redraw(context, everything=True)
         return {"FINISHED"}
 
 
@@ -238,24 +238,6 @@ def _redraw(context, everything: bool = False):
             for region in area.regions:
                 if region.type == "UI":
                     region.tag_redraw()
-
-
-def _redraw_settled(context, everything: bool = False) -> None:
-    """Redraw now and once more a moment later: a panel that grew (an error message, a new
-    take) gets its new size only on the redraw after the one that laid it out, and until then
-    its last lines are cut off under the panel below."""
-    _redraw(context, everything)
-    if bpy.app.background:
-        return
-
-    def again():
-        try:
-            _redraw(bpy.context, everything)
-        except (AttributeError, ReferenceError):
-            pass  # the window closed meanwhile
-        return None
-
-    bpy.app.timers.register(again, first_interval=0.1)
 
 
 class EMOTE_OT_cancel(bpy.types.Operator):
@@ -324,7 +306,7 @@ class EMOTE_OT_setup_runtime(bpy.types.Operator):
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
         context.workspace.status_text_set(None)
-        _redraw_settled(context)
+        _redraw(context)
         return self._end(context)
 
     def _end(self, context):
