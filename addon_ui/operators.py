@@ -12,9 +12,9 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from .preferences import prefs, runtime_python, runtime_status, setup_folder
 from emote_blender import (audio_strips, generate, heads, job_progress, runtime_client,
-                           runtime_setup, takes)
+                           runtime_job, runtime_setup, takes)
 from emote_blender import export as exporter
-from model_runtime.errors import EmoteInputError
+from model_runtime.errors import EmoteError
 
 _ACTIVE: dict = {}  # the Generate in flight: {"job", "prepared", "head"}
 LAST_TIMINGS: dict = {}  # seconds of the last modal Generate: total, runtime, bake, undo
@@ -64,6 +64,17 @@ def _report_failure(settings, exc: Exception) -> str:
     return msg
 
 
+def _start_job(context, prepared, use_server_default: bool):
+    """Start the runtime on a prepared Generate, as the add-on preferences say (warm server or
+    one-shot, hang timeout); `use_server_default` applies when there are no preferences."""
+    p = prefs(context)
+    job = runtime_client.start(prepared.request, runtime_python(context),
+                               use_server=bool(p.use_server) if p else use_server_default)
+    if p:
+        job.stall_timeout_s = p.stall_timeout_s
+    return job
+
+
 def _after_bake(settings, cmap) -> None:
     settings.unmatched = ", ".join(cmap.unmatched)
     notes = [cmap.retarget] if getattr(cmap, "retarget", "") else []
@@ -104,17 +115,15 @@ class EMOTE_OT_generate(bpy.types.Operator):
         job = None
         try:
             prepared = self._gather(context)
-            p = prefs(context)
-            job = runtime_client.start(prepared.request, runtime_python(context),
-                                       use_server=bool(p.use_server) if p else False)
-            runtime_client.wait(job, timeout_s=3600.0)
+            job = _start_job(context, prepared, use_server_default=False)
+            runtime_job.wait(job, timeout_s=3600.0)
             _take, cmap = generate.finish(s.head, prepared, job)
-        except (EmoteInputError, runtime_client.RuntimeFailure, ValueError, OSError) as exc:
+        except (EmoteError, ValueError, OSError) as exc:
             self.report({"ERROR"}, _report_failure(s, exc))
             return {"CANCELLED"}
         finally:
             if job is not None:
-                runtime_client.discard(job)  # the job folder's result is baked or useless
+                runtime_job.discard(job)  # the job folder's result is baked or useless
         _after_bake(s, cmap)
         for text in job.warnings:
             self.report({"WARNING"}, text)
@@ -129,12 +138,8 @@ class EMOTE_OT_generate(bpy.types.Operator):
         try:
             prepared = self._gather(context)
             self._t_prepared = time.monotonic()
-            p = prefs(context)
-            job = runtime_client.start(prepared.request, runtime_python(context),
-                                       use_server=bool(p.use_server) if p else True)
-            if p:
-                job.stall_timeout_s = p.stall_timeout_s
-        except (EmoteInputError, runtime_client.RuntimeFailure, ValueError, OSError) as exc:
+            job = _start_job(context, prepared, use_server_default=True)
+        except (EmoteError, ValueError, OSError) as exc:
             self.report({"ERROR"}, _report_failure(s, exc))
             return {"CANCELLED"}
         fraction, label = job_progress.describe(job.stage)
@@ -197,13 +202,13 @@ class EMOTE_OT_generate(bpy.types.Operator):
         t_bake = time.monotonic()
         try:
             _take, cmap = generate.finish(head, prepared, job)
-        except (EmoteInputError, runtime_client.RuntimeFailure, ValueError, OSError) as exc:
+        except (EmoteError, ValueError, OSError) as exc:
             self.report({"WARNING" if job.state == "cancelled" else "ERROR"},
                         _report_failure(s, exc))
             _redraw(context)
             return {"CANCELLED"}
         finally:
-            runtime_client.discard(job)
+            runtime_job.discard(job)
         t_undo = time.monotonic()
         _after_bake(s, cmap)
         t_end = time.monotonic()
@@ -287,7 +292,7 @@ class EMOTE_OT_setup_runtime(bpy.types.Operator):
         runtime_client.shutdown_server()  # a Repair replaces the folder it runs from
         try:
             self._run = runtime_setup.start_setup(setup_folder(), sys.executable)
-        except (runtime_setup.SetupBusy, OSError) as exc:
+        except (EmoteError, OSError) as exc:
             self.report({"ERROR"}, f"Runtime set-up not started: {exc}")
             return {"CANCELLED"}
         if bpy.app.background:
@@ -340,7 +345,7 @@ class EMOTE_OT_remove_runtime(bpy.types.Operator):
         runtime_client.shutdown_server()
         try:
             runtime_setup.remove_setup(setup_folder())
-        except (runtime_setup.SetupBusy, OSError) as exc:
+        except (EmoteError, OSError) as exc:
             self.report({"ERROR"}, f"Could not remove the runtime packages: {exc}")
             return {"CANCELLED"}
         self.report({"INFO"}, "EMOTE runtime packages removed.")
@@ -359,7 +364,7 @@ class EMOTE_OT_add_flame_head(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         try:
             model = heads.load_head_file(self.filepath, runtime_python(context))
-        except (EmoteInputError, OSError) as exc:
+        except (EmoteError, OSError) as exc:
             msg = getattr(exc, "message", str(exc))
             context.scene.emote.last_error = msg
             self.report({"ERROR"}, msg)
@@ -374,7 +379,7 @@ def _default_head_path():
     try:
         from model_runtime.heads.open_head import default_head_path
         path = default_head_path()
-    except (ImportError, EmoteInputError, OSError):
+    except (ImportError, EmoteError, OSError):
         return None
     return path if path and Path(path).is_file() else None
 
@@ -455,7 +460,7 @@ class _ExportBase:
     def execute(self, context):
         try:
             self.export(context, context.scene.emote.head, self.filepath)
-        except (EmoteInputError, ValueError, RuntimeError, OSError) as exc:
+        except (EmoteError, ValueError, RuntimeError, OSError) as exc:
             self.report({"ERROR"}, getattr(exc, "message", None) or str(exc))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Exported {self.filepath}")

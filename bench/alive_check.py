@@ -75,7 +75,8 @@ def baked_figures(npz: Path, seconds: float) -> str:
     import bpy
 
     import addon_ui
-    from emote_blender import bake, blender_compat, heads, runtime_client
+    from emote_blender import bake, blender_compat, heads
+    from emote_blender.runtime_result import read_result
     from model_runtime.heads.open_head import default_head_path
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -83,7 +84,7 @@ def baked_figures(npz: Path, seconds: float) -> str:
     obj, rig = heads.build_head(heads.load_head_file(default_head_path()))
     with np.load(npz) as d:
         n = d["exp"].shape[0]
-    result = runtime_client.read_result(npz, n)
+    result = read_result(npz, n)
     take, _cmap = bake.bake_take(obj, result, 1, "check", strengths={})
     curves = {}
     for target, act in ((obj.data.shape_keys, take.action), (rig, take.rig_action)):

@@ -45,7 +45,7 @@ def random_default_arch_model(folder: Path, python: str) -> Path:
     """A checkpoint with the bundled architecture and random weights (made by the runtime)."""
     import subprocess
 
-    from emote_blender.runtime_client import runtime_env
+    from emote_blender.runtime_env import runtime_env
 
     code = ("import sys, torch; torch.manual_seed(0)\n"
             "from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS as C\n"
@@ -60,11 +60,11 @@ def random_default_arch_model(folder: Path, python: str) -> Path:
 
 
 def one_generate(scene, head, strip, model, style, python, work, use_server) -> float:
-    from emote_blender import generate, runtime_client
+    from emote_blender import generate, runtime_client, runtime_job
 
     t = time.perf_counter()
     prepared = generate.prepare(scene, head, strip, model, style)
-    job = runtime_client.wait(runtime_client.start(prepared.request, python, work, use_server))
+    job = runtime_job.wait(runtime_client.start(prepared.request, python, work, use_server))
     generate.finish(head, prepared, job)
     return time.perf_counter() - t
 

@@ -21,7 +21,7 @@ MAX_JAW_RAD = 3.1416
 def check_plausible(result: dict) -> None:
     """RuntimeFailure(bad_result) when a result's values are far outside any model's range
     (a broken or foreign model): baking them would wreck the head, so nothing is baked."""
-    from emote_blender.runtime_client import RuntimeFailure
+    from model_runtime.errors import RuntimeFailure
 
     exp, jaw = np.asarray(result["exp"]), np.asarray(result["jaw"])
     peak_exp = float(np.abs(exp).max()) if exp.size else 0.0
@@ -70,7 +70,7 @@ def channel_map_for(obj, exp_names: list[str]) -> channels.ChannelMap:
 
 def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None = None,
               strengths: dict | None = None):
-    """Bake `result` (runtime_client.read_result) onto head `obj` as a new take; return it.
+    """Bake `result` (runtime_result.read_result) onto head `obj` as a new take; return it.
 
     `strengths` (model_runtime.strengths; default: the scene panel's) tune the keys; the raw
     result is kept on the take so they can be re-applied (face_life.rebake)."""

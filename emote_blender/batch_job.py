@@ -40,7 +40,7 @@ def split_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
 
 def generate_results(audio_inputs: list[str], out: Path, args) -> list[Path]:
     """Run `python -m model_runtime batch` for audio inputs; return the results it has."""
-    from emote_blender.runtime_client import runtime_env
+    from emote_blender.runtime_env import runtime_env
 
     res_dir = out / "results"
     python = os.environ.get("EMOTE_RUNTIME_PYTHON") or sys.executable
@@ -62,7 +62,8 @@ def bake_and_export(results: list[Path], out: Path, head_file: str | None,
     """Bake each result onto one head as a take, export it, drop the take; one row per line."""
     import bpy
 
-    from emote_blender import bake, export, heads, preview, runtime_client, takes
+    from emote_blender import bake, export, heads, preview, takes
+    from emote_blender.runtime_result import read_result
     from emote_blender.main_job import load_head_model, register_extension, set_fps
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -83,7 +84,7 @@ def bake_and_export(results: list[Path], out: Path, head_file: str | None,
         try:
             with np.load(path, allow_pickle=False) as z:
                 n = int(z["exp"].shape[0])
-            result = runtime_client.read_result(path, n)
+            result = read_result(path, n)
             set_fps(scene, result["fps"])
             take, cmap = bake.bake_take(head, result, 1, name, {"strip": name})
             try:

@@ -18,10 +18,14 @@ from pathlib import Path
 
 from emote_blender import heads, takes
 from model_runtime import safe_write
+from model_runtime.errors import EmoteError
 
 
-class ExportFailed(RuntimeError):
+class ExportFailed(EmoteError, RuntimeError):
     """The exporter failed; the message is a sentence for the user (the old file is kept)."""
+
+    def __init__(self, message: str):
+        super().__init__("export_failed", message)
 
 
 @contextmanager

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emote_blender import audio_strips, bake, emotion_curve, face_life, runtime_client
-from model_runtime.errors import EmoteInputError
+from emote_blender import audio_strips, bake, emotion_curve, face_life, runtime_client, runtime_job
+from emote_blender.runtime_request import build_request
+from emote_blender.runtime_result import read_result
+from model_runtime.errors import EmoteInputError, RuntimeFailure
 
 
 @dataclass
@@ -57,7 +59,7 @@ def prepare(scene, head_obj, strip, model: str, identity: str) -> Prepared:
                               "at least one frame long.") from None
     frames = audio_strips.frames_of(timing)
     weights, intensity = emotion_curve.sample_emotion(scene, frames, timing.fps)
-    request = runtime_client.build_request(
+    request = build_request(
         audio, timing.audio_start_s, timing.audio_end_s, timing.fps, timing.frame_count,
         model or "default", identity or None, weights, intensity, emotion_curve.EMOTIONS)
     if hasattr(getattr(scene, "emote", None), "use_blinks"):
@@ -66,11 +68,11 @@ def prepare(scene, head_obj, strip, model: str, identity: str) -> Prepared:
     return Prepared(request, timing, head_obj.name, strip.name, label)
 
 
-def finish(head_obj, prepared: Prepared, job: runtime_client.Job):
+def finish(head_obj, prepared: Prepared, job: runtime_job.Job):
     """Read a finished job's result and bake it as a new take; return (take, channel map)."""
     if job.state != "done":
-        raise job.error or runtime_client.RuntimeFailure("runtime_error", "The runtime failed.")
-    result = runtime_client.read_result(job.out_path, prepared.timing.frame_count)
+        raise job.error or RuntimeFailure("runtime_error", "The runtime failed.")
+    result = read_result(job.out_path, prepared.timing.frame_count)
     info = {"strip": prepared.strip_name, "emotion": prepared.label}
     return bake.bake_take(head_obj, result, prepared.timing.first_frame, prepared.label, info)
 
@@ -84,7 +86,7 @@ def generate_sync(scene, head_obj, strip, model: str, identity: str, python: str
     is unchanged. The caller pushes the undo step.
     """
     prepared = prepare(scene, head_obj, strip, model, identity)
-    job = runtime_client.wait(runtime_client.start(prepared.request, python, work_dir,
+    job = runtime_job.wait(runtime_client.start(prepared.request, python, work_dir,
                                                    use_server), timeout_s)
     take, cmap = finish(head_obj, prepared, job)
     return take, cmap, job

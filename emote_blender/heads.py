@@ -58,7 +58,7 @@ def _convert_with_runtime(path: Path, runtime_python: str | None) -> HeadModel:
     """Convert a FLAME pickle with the runtime interpreter (which has scipy) and load the .npz."""
     import tempfile
 
-    from emote_blender.runtime_client import runtime_env
+    from emote_blender.runtime_env import runtime_env
 
     py = runtime_python or sys.executable
     with tempfile.TemporaryDirectory() as tmp:

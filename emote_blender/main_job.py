@@ -166,7 +166,8 @@ def run(args) -> Outputs:
     """The whole main job; returns the output paths. Raises EmoteInputError/RuntimeFailure."""
     import bpy
 
-    from emote_blender import export, generate, preview, runtime_client
+    from emote_blender import export, generate, preview, runtime_client, runtime_job
+    from emote_blender.runtime_result import read_result
 
     out = Outputs()
     t0 = time.perf_counter()
@@ -181,10 +182,10 @@ def run(args) -> Outputs:
     say(f"Generate: {Path(args.audio).name}, {prepared.timing.frame_count} frames, model "
         f"{Path(args.model).name}, style {style!r}")
     with tempfile.TemporaryDirectory(prefix="emote_main_job_") as work:
-        job = runtime_client.wait(runtime_client.start(prepared.request, python, work,
+        job = runtime_job.wait(runtime_client.start(prepared.request, python, work,
                                                        use_server=False), args.timeout)
         take, cmap = generate.finish(head, prepared, job)
-        result = runtime_client.read_result(job.out_path, prepared.timing.frame_count)
+        result = read_result(job.out_path, prepared.timing.frame_count)
     out.timings["generate"] = time.perf_counter() - t
     print(f"[emote] baked take {take.name!r}: {prepared.timing.frame_count} frames at "
           f"{prepared.timing.fps:g} fps, {len(cmap.shape_keys)} shape-key channels"
@@ -275,8 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from emote_blender.runtime_client import RuntimeFailure
-    from model_runtime.errors import EmoteInputError
+    from model_runtime.errors import EmoteError, EmoteInputError
 
     args = build_parser().parse_args(argv)
     try:
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.model != "default":
             args.model = str(Path(args.model).expanduser().resolve())
         out = run(args)
-    except (EmoteInputError, RuntimeFailure) as exc:
+    except EmoteError as exc:
         print(f"error ({exc.kind}): {exc.message}", file=sys.stderr, flush=True)
         return 2
     print("\nEMOTE main job finished in "

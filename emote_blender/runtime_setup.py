@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from model_runtime.errors import EmoteError
+
 RUNTIME_MODULES = ("torch", "numpy", "scipy", "soundfile", "safetensors")
 READY_MARKER = "emote_runtime_ready.json"
 SETUP_FOLDER_NAME = "runtime_packages"
@@ -84,8 +86,11 @@ def lock_path(folder: Path) -> Path:
     return folder.with_name("runtime_setup.lock")
 
 
-class SetupBusy(Exception):
+class SetupBusy(EmoteError):
     """Another process (another Blender) is setting up the same folder right now."""
+
+    def __init__(self, message: str):
+        super().__init__("setup_busy", message)
 
 
 def lock_owner(folder: Path) -> int | None:

@@ -286,8 +286,11 @@ register_command(Command(
 # shared plumbing
 
 
-class _ArgError(Exception):
+class _ArgError(EmoteInputError):
     """A command-line usage problem found after parsing (reported as bad_request)."""
+
+    def __init__(self, message: str):
+        super().__init__("bad_request", message)
 
 
 @dataclass
@@ -328,9 +331,8 @@ def _session(mode: str):
     try:
         with redirect, warnings_to(warn):
             yield session
-    except (EmoteInputError, _ArgError) as exc:
-        _report_error(jsonl, getattr(exc, "kind", "bad_request"),
-                      getattr(exc, "message", str(exc)), out)
+    except EmoteInputError as exc:  # _ArgError included
+        _report_error(jsonl, exc.kind, exc.message, out)
         session.exit_code = EXIT_INPUT
     except KeyboardInterrupt:
         _report_error(jsonl, "cancelled", "Cancelled.", out)

@@ -61,7 +61,8 @@ assert res == {"FINISHED"} and module in bpy.context.preferences.addons, res
 print(f"installed and enabled in {time.monotonic() - t0:.1f} s")
 
 prefs_mod = sys.modules[module + ".addon_ui.preferences"]
-from emote_blender import generate, runtime_client, runtime_setup
+from emote_blender import generate, runtime_setup
+from emote_blender.runtime_env import runtime_env
 if mode == "setup":
     assert prefs_mod.runtime_python(bpy.context) == ""
     print("before set-up:", prefs_mod.runtime_status(bpy.context))
@@ -97,7 +98,7 @@ print("runtime python:", py)
 print("runtime status:", prefs_mod.runtime_status(bpy.context))
 probe = subprocess.run([py, "-c", "import torch, numpy, scipy, soundfile, safetensors; "
                         "print(torch.__version__, torch.__file__)"], capture_output=True,
-                       text=True, env=runtime_client.runtime_env(py))
+                       text=True, env=runtime_env(py))
 assert probe.returncode == 0, probe.stderr
 assert probe.stdout.split()[1].startswith(str(site)), probe.stdout
 print("runtime torch:", probe.stdout.strip())

@@ -234,7 +234,8 @@ def test_neutral_strengths_change_nothing_and_smoothing_is_gaussian_in_seconds()
 
 
 def test_read_result_accepts_results_with_and_without_head_and_gaze(tmp_path):
-    from emote_blender.runtime_client import RuntimeFailure, read_result
+    from emote_blender.runtime_result import read_result
+    from model_runtime.errors import RuntimeFailure
 
     base = {"fps": np.float64(25), "exp": np.zeros((5, 2), np.float32),
             "jaw": np.zeros((5, 3), np.float32), "exp_names": np.array(["a", "b"])}

@@ -12,7 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from emote_blender import audio_strips, channels, emotion_curve, runtime_client
+from emote_blender import (audio_strips, channels, emotion_curve, runtime_client, runtime_job,
+                           runtime_request, runtime_result)
+from model_runtime.errors import RuntimeFailure
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -67,12 +69,12 @@ def test_match_channels_flame_arkit_and_jaw_targets():
 
 def test_build_request_checks_shapes(tmp_path):
     w = np.tile([0, 1, 0, 0, 0, 0, 0, 0], (4, 1))
-    req = runtime_client.build_request(tmp_path / "a.wav", 0.5, None, 29.97, 4, "default", "x",
+    req = runtime_request.build_request(tmp_path / "a.wav", 0.5, None, 29.97, 4, "default", "x",
                                        w, np.full(4, 0.5), emotion_curve.EMOTIONS)
     assert req["emotion"]["names"][1] == "happy" and len(req["emotion"]["weights"]) == 4
     assert json.loads(json.dumps(req)) == req
     with pytest.raises(ValueError, match="do not match"):
-        runtime_client.build_request("a.wav", 0, None, 30, 5, "default", "x", w, np.zeros(5),
+        runtime_request.build_request("a.wav", 0, None, 30, 5, "default", "x", w, np.zeros(5),
                                      emotion_curve.EMOTIONS)
 
 
@@ -80,17 +82,17 @@ def test_read_result_rejects_bad_files(tmp_path):
     good = tmp_path / "r.npz"
     np.savez(good, fps=30.0, exp=np.zeros((5, 2), np.float32), jaw=np.zeros((5, 3), np.float32),
              exp_names=np.array(["a", "b"]), model_id="m", head_id="h")
-    r = runtime_client.read_result(good, 5)
+    r = runtime_result.read_result(good, 5)
     assert r["exp"].shape == (5, 2) and r["exp_names"] == ["a", "b"]
-    with pytest.raises(runtime_client.RuntimeFailure, match="needs 6"):
-        runtime_client.read_result(good, 6)
+    with pytest.raises(RuntimeFailure, match="needs 6"):
+        runtime_result.read_result(good, 6)
     nan = tmp_path / "n.npz"
     np.savez(nan, fps=30.0, exp=np.full((5, 2), np.nan, np.float32),
              jaw=np.zeros((5, 3), np.float32), exp_names=np.array(["a", "b"]))
-    with pytest.raises(runtime_client.RuntimeFailure, match="NaN"):
-        runtime_client.read_result(nan, 5)
-    with pytest.raises(runtime_client.RuntimeFailure) as err:
-        runtime_client.read_result(tmp_path / "missing.npz", 5)
+    with pytest.raises(RuntimeFailure, match="NaN"):
+        runtime_result.read_result(nan, 5)
+    with pytest.raises(RuntimeFailure) as err:
+        runtime_result.read_result(tmp_path / "missing.npz", 5)
     assert err.value.kind == "bad_result"
 
 
@@ -110,7 +112,7 @@ def test_client_reports_crash_hang_error_and_cancel(tmp_path):
     crash = _fake_runtime(tmp_path, "print(json.dumps({'event': 'progress', 'stage': 'audio', "
                           "'done': 1, 'total': 4}), flush=True)\n"
                           "sys.stderr.write('Segmentation fault in libtorch\\n'); sys.exit(139)")
-    job = runtime_client.wait(runtime_client.start(REQ, crash, tmp_path, use_server=False), 30)
+    job = runtime_job.wait(runtime_client.start(REQ, crash, tmp_path, use_server=False), 30)
     assert job.state == "error" and job.error.kind == "runtime_crashed"
     assert "139" in job.error.message and "Segmentation fault" in job.error.message
     assert (job.done, job.total, job.stage) == (1, 4, "audio")
@@ -118,14 +120,14 @@ def test_client_reports_crash_hang_error_and_cancel(tmp_path):
     err = _fake_runtime(tmp_path, "print('some library chatter')\nprint(json.dumps({'event': "
                         "'error', 'kind': 'too_short', 'message': 'Audio too short.'}))\n"
                         "sys.exit(2)")
-    job = runtime_client.wait(runtime_client.start(REQ, err, tmp_path, use_server=False), 30)
+    job = runtime_job.wait(runtime_client.start(REQ, err, tmp_path, use_server=False), 30)
     assert (job.error.kind, job.error.message) == ("too_short", "Audio too short.")
 
     hang = _fake_runtime(tmp_path, "time.sleep(60)")
     job = runtime_client.start(REQ, hang, tmp_path, use_server=False)
     job.stall_timeout_s = 0.5
     t0 = time.monotonic()
-    runtime_client.wait(job, 30)
+    runtime_job.wait(job, 30)
     assert job.error.kind == "runtime_hung" and time.monotonic() - t0 < 10
     assert job._proc.poll() is not None  # killed
 
@@ -133,7 +135,7 @@ def test_client_reports_crash_hang_error_and_cancel(tmp_path):
     job.cancel()
     assert job.state == "cancelled" and job._proc.poll() is not None
 
-    with pytest.raises(runtime_client.RuntimeFailure, match="Set up runtime"):
+    with pytest.raises(RuntimeFailure, match="Set up runtime"):
         runtime_client.start(REQ, tmp_path / "no_such_python", tmp_path, use_server=False)
 
 
@@ -148,14 +150,14 @@ def test_serve_process_routes_events_and_notices_death(tmp_path):
         " 'total': 1}), flush=True)\n"
         "    print(json.dumps({'event': 'done', 'id': m['id'], 'out': m['out']}), flush=True)\n"))
     try:
-        j1 = runtime_client.wait(runtime_client.start(REQ, serve, tmp_path), 30)
-        j2 = runtime_client.wait(runtime_client.start(REQ, serve, tmp_path), 30)
+        j1 = runtime_job.wait(runtime_client.start(REQ, serve, tmp_path), 30)
+        j2 = runtime_job.wait(runtime_client.start(REQ, serve, tmp_path), 30)
         assert j1.state == j2.state == "done"
         server = runtime_client._SERVER
         assert server is not None and server.alive  # one warm process served both
-        j3 = runtime_client.wait(runtime_client.start({"die": 1}, serve, tmp_path), 30)
+        j3 = runtime_job.wait(runtime_client.start({"die": 1}, serve, tmp_path), 30)
         assert j3.error.kind == "runtime_crashed" and "exit code 3" in j3.error.message
-        j4 = runtime_client.wait(runtime_client.start(REQ, serve, tmp_path), 30)
+        j4 = runtime_job.wait(runtime_client.start(REQ, serve, tmp_path), 30)
         assert j4.state == "done" and runtime_client._SERVER is not server  # restarted
     finally:
         runtime_client.shutdown_server()
@@ -188,7 +190,7 @@ def test_cancel_on_the_warm_server_keeps_it_and_sends_the_cancel(tmp_path):
         job.cancel()
         assert job.state == "cancelled" and job.error.kind == "cancelled"
         assert server.alive
-        nxt = runtime_client.wait(runtime_client.start(REQ, serve, tmp_path), 30)
+        nxt = runtime_job.wait(runtime_client.start(REQ, serve, tmp_path), 30)
         assert nxt.state == "done" and runtime_client._SERVER is server
         sent = [json.loads(x) for x in seen.read_text().splitlines()]
         assert {"cmd": "cancel", "id": job._id} in sent
@@ -217,13 +219,13 @@ def test_job_folders_are_removed_after_use_and_at_exit(tmp_path):
     import subprocess
 
     done = _fake_runtime(tmp_path, "print(json.dumps({'event': 'done'}), flush=True)")
-    job = runtime_client.wait(runtime_client.start(REQ, done, tmp_path, use_server=False), 30)
+    job = runtime_job.wait(runtime_client.start(REQ, done, tmp_path, use_server=False), 30)
     assert job.state == "done" and job.folder.is_dir()
-    runtime_client.discard(job)
+    runtime_job.discard(job)
     assert not job.folder.exists()
     # A process that exits (Blender quitting) removes the job folders it made, server's too.
-    code = ("import sys, json; from emote_blender import runtime_client as rc\n"
-            "job = rc.wait(rc.start({'frame_count': 3}, sys.argv[1], sys.argv[2], "
+    code = ("import sys, json; from emote_blender import runtime_client as rc, runtime_job\n"
+            "job = runtime_job.wait(rc.start({'frame_count': 3}, sys.argv[1], sys.argv[2], "
             "use_server=False), 30)\n"
             "srv = rc.start({'frame_count': 3}, sys.argv[1], sys.argv[2], use_server=True)\n"
             "print(json.dumps([str(job.folder), str(srv.folder), str(rc._SERVER.folder)]))\n")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from emote_blender import runtime_client, runtime_setup
+from emote_blender import runtime_setup
+from emote_blender.runtime_env import extension_root, runtime_env
 from tests.helpers.offline import offline_pip
 
 PIP_NO_NETWORK_LOG = """\
@@ -84,11 +85,11 @@ def test_bound_site_dirs_reach_only_that_interpreter(tmp_path):
     site = tmp_path / "site-packages"
     runtime_setup.bind_site_dirs("/opt/blender/python/bin/python3.11", [site])
     try:
-        env = runtime_client.runtime_env("/opt/blender/python/bin/python3.11")
+        env = runtime_env("/opt/blender/python/bin/python3.11")
         parts = env["PYTHONPATH"].split(__import__("os").pathsep)
-        assert parts[:2] == [str(runtime_client.extension_root()), str(site)]
+        assert parts[:2] == [str(extension_root()), str(site)]
         assert env["PYTHONNOUSERSITE"] == "1"
-        other = runtime_client.runtime_env("/home/me/conda/bin/python")
+        other = runtime_env("/home/me/conda/bin/python")
         assert str(site) not in other["PYTHONPATH"]
     finally:
         runtime_setup.bind_site_dirs("/opt/blender/python/bin/python3.11", [])
@@ -107,7 +108,7 @@ def test_bundled_runtime_needs_the_wheel_and_its_install(tmp_path):
 def test_enable_without_numpy_says_what_to_install(monkeypatch):
     import importlib.util
 
-    root = Path(runtime_client.extension_root())
+    root = Path(extension_root())
     spec = importlib.util.spec_from_file_location("emote_ext_entry", root / "__init__.py")
     entry = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(entry)

@@ -119,6 +119,7 @@ def test_generate_bakes_take_with_emotion_track(fresh, flame_pkl, tiny_checkpoin
 def test_second_take_cancel_bad_audio_and_reload(fresh, flame_pkl, tiny_checkpoint, wav,
                                                  tmp_path, monkeypatch):
     from emote_blender import generate, runtime_client, takes
+    from model_runtime.errors import RuntimeFailure
 
     scene = fresh
     head, strip = setup_scene(scene, flame_pkl, tiny_checkpoint, wav, monkeypatch)
@@ -150,7 +151,7 @@ def test_second_take_cancel_bad_audio_and_reload(fresh, flame_pkl, tiny_checkpoi
     job = runtime_client.start(prepared.request, runtime_client_python(), use_server=False)
     job.poll()
     job.cancel()
-    with pytest.raises(runtime_client.RuntimeFailure) as err:
+    with pytest.raises(RuntimeFailure) as err:
         generate.finish(head, prepared, job)
     assert err.value.kind == "cancelled" and "unchanged" in err.value.message
     assert job._proc.poll() is not None

@@ -35,14 +35,16 @@ def test_without_any_runtime_generate_is_refused_in_words(no_runtime):
     assert prefs.runtime_python(bpy.context) == ""
     state, words = prefs.runtime_status(bpy.context)
     assert state == "missing" and "not set up" in words
-    from emote_blender import runtime_client
+    from emote_blender.runtime_env import check_interpreter
+    from model_runtime.errors import RuntimeFailure
 
-    with pytest.raises(runtime_client.RuntimeFailure, match="Set up runtime"):
-        runtime_client.check_interpreter(prefs.runtime_python(bpy.context))
+    with pytest.raises(RuntimeFailure, match="Set up runtime"):
+        check_interpreter(prefs.runtime_python(bpy.context))
 
 
 def test_bundled_wheels_make_blenders_python_the_runtime(no_runtime):
-    from emote_blender import runtime_client, runtime_setup
+    from emote_blender import runtime_setup
+    from emote_blender.runtime_env import runtime_env
 
     prefs = _prefs_module()
     # the extension folder the loaded emote_blender belongs to (the installed copy, or the
@@ -58,13 +60,13 @@ def test_bundled_wheels_make_blenders_python_the_runtime(no_runtime):
         assert prefs.runtime_python(bpy.context) == sys.executable
         assert prefs.runtime_status(bpy.context) == ("ready",
                                                       "Runtime: bundled with the extension")
-        env = runtime_client.runtime_env(sys.executable)
+        env = runtime_env(sys.executable)
         assert str(site) in env["PYTHONPATH"].split(os.pathsep)
         # An explicit preference still wins, and gets none of our folders.
         p = prefs.prefs(bpy.context)
         p.runtime_python = "/opt/my/python"
         assert prefs.runtime_python(bpy.context) == "/opt/my/python"
-        assert str(site) not in runtime_client.runtime_env("/opt/my/python")["PYTHONPATH"]
+        assert str(site) not in runtime_env("/opt/my/python")["PYTHONPATH"]
     finally:
         shutil.rmtree(wheel.parent)
         shutil.rmtree(site / "torch", ignore_errors=True)

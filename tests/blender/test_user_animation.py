@@ -143,17 +143,18 @@ def test_export_without_take_and_failed_export_keep_old_files(fresh, flame_pkl,
 
 
 def test_results_far_outside_any_models_range_are_refused_before_baking(tmp_path):
-    from emote_blender import bake, runtime_client
+    from emote_blender import bake
+    from model_runtime.errors import RuntimeFailure
 
     exp = np.zeros((5, 2), np.float32)
     exp[3, 1] = 1e6  # finite, but no model makes this: baking it would wreck the head
     wild = {"exp": exp, "jaw": np.zeros((5, 3), np.float32), "exp_names": ["a", "b"]}
-    with pytest.raises(runtime_client.RuntimeFailure, match="far outside") as err:
+    with pytest.raises(RuntimeFailure, match="far outside") as err:
         bake.bake_take(None, wild, 1, "x")  # refused before the head is even looked at
     assert err.value.kind == "bad_result" and "nothing was baked" in err.value.message
     wild["exp"], wild["jaw"] = np.zeros((5, 2), np.float32), np.zeros((5, 3), np.float32)
     wild["jaw"][0, 0] = 20.0  # radians
-    with pytest.raises(runtime_client.RuntimeFailure, match="jaw up to 20"):
+    with pytest.raises(RuntimeFailure, match="jaw up to 20"):
         bake.check_plausible(wild)
     wild["jaw"][0, 0] = 0.3
     bake.check_plausible(wild)  # an ordinary result passes
