@@ -300,3 +300,38 @@ def test_expression_presets(head):
     exp, jaw = open_head.preset_vector("AA_open")
     assert exp.shape == (len(OPEN_HEAD_CHANNELS),) and jaw[0] > 0.2
     assert _lip_gap(_pose(head, {"mouthClose": 1.0, "mouthPress_L": 0.5, "mouthPress_R": 0.5}), head) < 0.0005
+
+
+def test_channel_table_covers_every_channel_once():
+    """Each channel is one row of the table or the mirror of one; every name a row uses exists."""
+    from model_runtime.heads import open_head_channels, open_head_skin as sk
+    from model_runtime.heads import open_head_tables as tables
+
+    rows = [row.name for row in tables.LEFT_CHANNELS]
+    assert len(rows) == len(set(rows))
+    for name in OPEN_HEAD_CHANNELS:
+        assert (name in rows) != (mirror_name(name) in rows and mirror_name(name) != name)
+    assert all(mirror_name(n) in OPEN_HEAD_CHANNELS for n in rows)
+
+    def names(f):
+        if isinstance(f, str):
+            yield f
+        elif isinstance(f, (tables.G, tables.Ramp)):
+            yield f.field
+        elif isinstance(f, tables.Mix):
+            for t in f.terms:
+                yield from names(t)
+        elif type(f) is tuple:
+            for g in f:
+                yield from names(g)
+
+    p = tables.P
+    skin = sk.build_skin(p)
+    sk.open_eyes(skin, p)
+    xc, Y = sk.mouth_frame(skin)
+    fields = open_head_channels.channel_fields(skin, p, xc, Y, sk.upperness(skin, xc, Y, p))
+    used = {n for row in tables.LEFT_CHANNELS for term in row.terms for n in names(term.factors)}
+    used |= {t.along for row in tables.LEFT_CHANNELS for t in row.terms
+             if isinstance(t, tables.Move) and isinstance(t.along, str)}
+    assert used <= set(fields), used - set(fields)
+    assert len(fields["x"]) == len(skin.pos)
