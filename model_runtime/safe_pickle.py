@@ -90,11 +90,9 @@ class _Reconstructor(_Guarded):
     __slots__ = ()
 
     def __call__(self, cls: Any, base: Any, state: Any) -> Any:
-        if isinstance(cls, type) and issubclass(cls, StateRecorder):
-            if base is object and state is None:
-                return cls()
-            if base is dict and issubclass(cls, dict) and isinstance(state, dict):
-                return cls()  # a dict-like stand-in; its items follow as SETITEMS
+        if isinstance(cls, type) and issubclass(cls, StateRecorder) and base is object \
+                and state is None:
+            return cls()
         raise _Refused(f"copyreg._reconstructor on {cls!r}")
 
 
