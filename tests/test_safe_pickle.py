@@ -165,12 +165,12 @@ def test_allowed_helper_misused_is_refused_with_the_callers_advice(tmp_path, cal
 def test_global_of_the_other_callers_list_is_refused(tmp_path, caller):
     """Each caller's allow-list is its own: a FLAME file may not ask for OrderedDict (a
     checkpoint may), a checkpoint may not ask for scipy's sparse matrices (a FLAME file may)."""
-    scipy_sparse = pytest.importorskip("scipy.sparse", reason="the sparse case needs scipy")
     path = tmp_path / "model.file"
     if caller == "flame":
         CALLERS[caller].write(path, collections.OrderedDict(a=1), 2)
         _refused(CALLERS[caller], path, "collections.OrderedDict")
     else:
+        scipy_sparse = pytest.importorskip("scipy.sparse", reason="the sparse case needs scipy")
         CALLERS[caller].write(path, scipy_sparse.csc_matrix(np.eye(2)), 2)
         _refused(CALLERS[caller], path, "csc_matrix")
 
