@@ -48,9 +48,7 @@ def _heavy_head(frames: np.ndarray) -> None:
         kb = obj.shape_key_add(name=f"k{i}")
         kb.data.foreach_set("co", co + rng.normal(0, 0.01, co.size).astype(np.float32))
         write_curve(curves, f'key_blocks["k{i}"].value', 0, frames, rng.uniform(0, 1, len(frames)))
-    key.animation_data_create().action = act
-    if blender_compat.SLOTTED:
-        key.animation_data.action_slot = writer.slot_for(key)
+    blender_compat.assign(key, act)  # with its slot on 4.4+
     print(f"head: {len(obj.data.vertices)} vertices, 40 animated shape keys")
 
 

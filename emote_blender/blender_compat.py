@@ -69,7 +69,6 @@ class ActionWriter:
     def __init__(self, action):
         self.action = action
         self._bags: dict[int, object] = {}
-        self.slots: dict[int, object] = {}
         if SLOTTED:
             layer = action.layers.new("Layer")
             self._strip = layer.strips.new(type="KEYFRAME")
@@ -81,12 +80,8 @@ class ActionWriter:
             return self.action.fcurves
         if key not in self._bags:
             slot = self.action.slots.new(id_type=_slot_id_type(id_data), name=id_data.name)
-            self.slots[key] = slot
             self._bags[key] = self._strip.channelbag(slot, ensure=True)
         return self._bags[key].fcurves
-
-    def slot_for(self, id_data):
-        return self.slots.get(id_data.as_pointer())
 
 
 def assign(id_data, action, slot=None) -> None:

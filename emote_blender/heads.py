@@ -149,12 +149,6 @@ def bone_rest_matrix(arm_obj, bone_name: str) -> np.ndarray:
     return np.array(arm_obj.data.bones[bone_name].matrix_local.to_3x3(), dtype=np.float64)
 
 
-def model_rotation_to_bone(rot: np.ndarray, rest: np.ndarray) -> np.ndarray:
-    """Model-space rotations (..., 3, 3) -> the bone-local rotations that produce them."""
-    m = TO_BLENDER.T @ rest  # bone axes in model space: R_local = M^T R M
-    return np.einsum("ia,...ij,jb->...ab", m, rot, m)
-
-
 def _add_jaw_correctives(head: HeadModel, obj, arm_obj, verts: np.ndarray) -> None:
     """Jaw pose-corrective shape keys, each driven by one entry of (R_jaw - I) in model space."""
     jaw = head.jaw_index

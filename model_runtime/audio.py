@@ -123,13 +123,6 @@ def _resample_margin(rate: int) -> int:
     return step * -(-int(0.01 * rate) // step)
 
 
-def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
-    """(duration in seconds, sample rate, channels) of a sound file, read from its header."""
-    path = os.fspath(path)
-    with _open(_soundfile(), path) as handle:
-        return handle.frames / handle.samplerate, int(handle.samplerate), int(handle.channels)
-
-
 def _check_span(start_s: float, end_s: float | None) -> None:
     if not _is_number(start_s) or start_s < 0:
         raise EmoteInputError(

@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from model_runtime.errors import EmoteInputError
@@ -446,7 +446,3 @@ def _final_status(lines: list[BatchLine], args) -> dict:
     except OSError:
         pass
     return counts
-
-
-def line_as_dict(line: BatchLine) -> dict:
-    return asdict(line)

@@ -21,7 +21,6 @@ from model_runtime.errors import EmoteInputError
 from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
 from model_runtime.emotions import EMOTIONS, INTENSITY_LEVELS
 
-FORMAT_VERSION = 2  # the newest format this runtime reads and writes
 READABLE_FORMAT_VERSIONS = (1, 2)
 # inference.audio_framing: "whole_clip" normalises every sample of the clip (our models);
 # "whole_frames" first cuts the audio to whole output frames, as the official EMOTE code does.
@@ -176,9 +175,6 @@ def build_model(config: dict):
 
     _check_config(config, "given config")
     return TalkingHead(config["architecture"])
-
-
-OUR_FILES = (WEIGHTS_NAME, CONFIG_NAME)
 
 
 def is_checkpoint_folder(folder) -> bool:

@@ -2,8 +2,9 @@
 
 The `.ckpt` files are pickles. They are read without running code from them: first with
 `torch.load(weights_only=True)`, and if the file holds other objects (Lightning hyper-parameters,
-OmegaConf containers) with a restricted unpickler that only rebuilds tensors and plain containers
-and replaces a short list of known harmless foreign classes by inert stand-ins; anything else
+OmegaConf containers) with the restricted unpickler of `model_runtime.safe_pickle` and an allow-list
+that only rebuilds tensors and plain containers and replaces a short list of known harmless
+foreign classes by inert stand-ins (`checkpoint_allow_list`); anything else
 (e.g. `os.system`) is refused before it is called. Every official key is mapped onto our modules;
 only FLAME constants (`sequence_decoder.flame.*`) and renderer buffers (`renderer.*`) are ignored.
 The talking-head checkpoint already holds the FLINT decoder, and that copy is what the official code
@@ -20,7 +21,6 @@ import datetime
 import hashlib
 import pickle
 import sys
-import types
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +28,8 @@ from model_runtime.errors import EmoteInputError
 from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
 from model_runtime.official_cfg import (OFFICIAL_MAX_FRAMES, OUTPUT_VERSIONS, check_flint_cfg,
                                         check_talking_head_cfg)
+from model_runtime.safe_pickle import (BASIC_NAMES, AllowList, StateRecorder,
+                                       torch_pickle_module)
 
 MEAD_IDENTITIES = (
     "M003", "M005", "M007", "M009", "M011", "M012", "M013", "M019", "M022", "M023", "M024",
@@ -59,17 +61,12 @@ _STUB_MODULES = ("omegaconf", "pytorch_lightning", "lightning", "lightning_fabri
                  "argparse", "typing", "inferno", "gdl", "enum")
 
 
-class Opaque(dict):
-    """Stand-in for a foreign object in a checkpoint: keeps its pickled state, runs nothing."""
-
-    source = "?"
+class Opaque(StateRecorder, dict):
+    """Stand-in for a foreign object in a checkpoint: keeps its pickled state, runs nothing.
+    A dict, so that pickled mapping items (SETITEMS) land somewhere harmless."""
 
     def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__()
-        self.args = args
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
+        StateRecorder.__init__(self, *args, **kwargs)
 
     def append(self, item: Any) -> None:
         self.setdefault("__items__", []).append(item)
@@ -79,76 +76,36 @@ class Opaque(dict):
             self.append(item)
 
 
-def _allowed_globals() -> dict:
+def _checkpoint_stand_in(module: str, name: str) -> type | None:
+    return Opaque if module.split(".")[0] in _STUB_MODULES and "." not in name else None
+
+
+def checkpoint_allow_list() -> AllowList:
+    """What a torch / Lightning checkpoint may ask for: tensors' rebuild functions, torch dtypes,
+    plain containers, the basic numpy names and inert stand-ins for the metadata modules."""
     import collections
 
-    import numpy as np
     import torch
 
-    from model_runtime import safe_pickle
-
-    allowed: dict[str, Any] = {
+    names: dict[str, Any] = {
+        **BASIC_NAMES,
         "collections.OrderedDict": collections.OrderedDict,
         "torch._utils._rebuild_tensor": torch._utils._rebuild_tensor,
         "torch._utils._rebuild_tensor_v2": torch._utils._rebuild_tensor_v2,
         "torch._utils._rebuild_parameter": torch._utils._rebuild_parameter,
         "torch.Size": torch.Size,
         "torch.device": torch.device,
-        "numpy.ndarray": np.ndarray,
-        "numpy.dtype": np.dtype,
     }
-    for key, value in safe_pickle._ALLOWED.items():  # numpy rebuilders, _codecs.encode, builtins
-        if not key.startswith("copy"):
-            allowed[key] = value
     for name in dir(torch):
         if isinstance(getattr(torch, name, None), torch.dtype):
-            allowed[f"torch.{name}"] = getattr(torch, name)
+            names[f"torch.{name}"] = getattr(torch, name)
     for name, obj in (("dict", dict), ("list", list), ("tuple", tuple), ("int", int),
                       ("float", float), ("str", str), ("bool", bool), ("bytes", bytes)):
-        allowed[f"builtins.{name}"] = obj
-    return allowed
-
-
-class _Reconstructor:
-    """`copyreg._reconstructor` limited to stand-in classes (and plain objects)."""
-
-    def __call__(self, cls: Any, base: Any, state: Any) -> Any:
-        if isinstance(cls, type) and issubclass(cls, Opaque):
-            return cls()
-        raise pickle.UnpicklingError("copyreg._reconstructor used with a class that is not allowed")
-
-
-def _refusal(source: str, what: str) -> EmoteInputError:
-    return EmoteInputError(
-        "unsafe_pickle",
-        f"Refusing to load {source}: the checkpoint asks to run {what}, which a model checkpoint "
-        "never needs. The file is not an official EMOTE checkpoint or was tampered with; "
-        "download it again from the EMOTE website.")
-
-
-def _make_unpickler(source: str):
-    allowed = {**_allowed_globals(), "copyreg._reconstructor": _Reconstructor()}
-
-    class CheckpointUnpickler(pickle.Unpickler):
-        """find_class hands out tensors' rebuild functions, containers and inert stand-ins only."""
-
-        _stubs: dict = {}
-
-        def find_class(self, module: str, name: str) -> Any:
-            full = f"{module}.{name}"
-            if full in allowed:
-                return allowed[full]
-            if module.split(".")[0] in _STUB_MODULES and "." not in name:
-                if full not in self._stubs:
-                    self._stubs[full] = type(name, (Opaque,), {"source": full})
-                return self._stubs[full]
-            raise _refusal(source, full)
-
-    def load(file, **kwargs):
-        return CheckpointUnpickler(file, **kwargs).load()
-
-    return types.SimpleNamespace(Unpickler=CheckpointUnpickler, load=load,
-                                 __name__="model_runtime.convert_official.restricted")
+        names[f"builtins.{name}"] = obj
+    return AllowList(
+        names=names, stand_in=_checkpoint_stand_in,
+        accepted="A model checkpoint never needs that: the file is not an official EMOTE "
+                 "checkpoint or was tampered with; download it again from the EMOTE website.")
 
 
 def load_torch_checkpoint(path) -> dict:
@@ -166,7 +123,7 @@ def load_torch_checkpoint(path) -> dict:
         raise _unreadable(path, exc) from None
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False,
-                          pickle_module=_make_unpickler(str(path)))
+                          pickle_module=torch_pickle_module(checkpoint_allow_list(), str(path)))
     except EmoteInputError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -1,18 +1,23 @@
-"""Restricted unpickling for FLAME-style model files (numpy only; no chumpy or scipy needed).
+"""The one restricted unpickler, for FLAME model files and (through torch.load) checkpoints.
 
 FLAME's `.pkl` files are Python-2-era pickles holding numpy arrays, chumpy `Ch` arrays and scipy
-sparse matrices. A plain `pickle.load` would run whatever the file names, so this unpickler only
-hands out a short whitelist of harmless callables: numpy's array rebuilders, stand-ins that merely
-record the state of chumpy and scipy-sparse objects, and a few builtins. Any other global is
-refused in `find_class`, i.e. before anything in the file has been called. After loading,
-`to_plain` turns the stand-ins into ordinary numpy arrays (sparse matrices become dense).
+sparse matrices; the official EMOTE `.ckpt` files hold tensors and Lightning metadata. A plain
+`pickle.load` would run whatever the file names, so this unpickler only hands out what an
+`AllowList` names: harmless callables (numpy's array rebuilders, a few builtins, for checkpoints
+torch's tensor rebuilders) and stand-ins that merely record the state of foreign objects (chumpy,
+scipy-sparse, omegaconf...). Any other global is refused in `find_class`, i.e. before anything in
+the file has been called. `FLAME_FILES` is the FLAME list (no chumpy or scipy needed);
+`model_runtime.convert_official` builds the checkpoint list from `BASIC_NAMES`. After loading a
+FLAME file, `to_plain` turns the stand-ins into ordinary numpy arrays (sparse matrices dense).
 """
 
 from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Mapping
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,14 @@ _np_scalar = _numpy_attr("multiarray", "scalar")
 _np_frombuffer = _numpy_attr("numeric", "_frombuffer")
 
 
+class _Refused(pickle.UnpicklingError):
+    """Raised by the allowed helpers; the unpickler turns it into its file kind's refusal."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
 class _Guarded:
     """Base of the whitelisted helper callables: no __dict__ and no slots, so a pickle's BUILD
     opcode cannot change them."""
@@ -54,7 +67,7 @@ class _Reconstruct(_Guarded):
 
     def __call__(self, subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
         if subtype is not np.ndarray:
-            raise _refusal("this file", f"numpy's _reconstruct on {subtype!r}")
+            raise _Refused(f"numpy's _reconstruct on {subtype!r}")
         return _np_reconstruct(subtype, shape, dtype)
 
 
@@ -80,7 +93,7 @@ class _Reconstructor(_Guarded):
         if isinstance(cls, type) and issubclass(cls, StateRecorder) and base is object \
                 and state is None:
             return cls()
-        raise _refusal("this file", f"copyreg._reconstructor on {cls!r}")
+        raise _Refused(f"copyreg._reconstructor on {cls!r}")
 
 
 class StateRecorder:
@@ -112,13 +125,15 @@ class SparseRecord(StateRecorder):
 
 _SPARSE_NAMES = {"csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array"}
 
-_ALLOWED: dict[str, Any] = {}
+# Harmless globals every allow-list starts from: numpy's array rebuilders, bytes at protocol 2,
+# the protocol 0/1 object rebuilder (for stand-ins only) and a few builtins.
+BASIC_NAMES: dict[str, Any] = {}
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED[f"{_mod}._reconstruct"] = _Reconstruct()
-    _ALLOWED[f"{_mod}.scalar"] = _np_scalar
+    BASIC_NAMES[f"{_mod}._reconstruct"] = _Reconstruct()
+    BASIC_NAMES[f"{_mod}.scalar"] = _np_scalar
 for _mod in ("numpy.core.numeric", "numpy._core.numeric"):
-    _ALLOWED[f"{_mod}._frombuffer"] = _np_frombuffer
-_ALLOWED.update({
+    BASIC_NAMES[f"{_mod}._frombuffer"] = _np_frombuffer
+BASIC_NAMES.update({
     "numpy.ndarray": np.ndarray,
     "numpy.dtype": np.dtype,
     "_codecs.encode": _CodecsEncode(),
@@ -129,46 +144,92 @@ for _mod in ("builtins", "__builtin__"):
     for _name, _obj in (("set", set), ("frozenset", frozenset), ("complex", complex),
                         ("slice", slice), ("bytearray", bytearray),
                         ("object", object)):
-        _ALLOWED[f"{_mod}.{_name}"] = _obj
+        BASIC_NAMES[f"{_mod}.{_name}"] = _obj
 
 
-def _refusal(source: str, what: str) -> EmoteInputError:
-    return EmoteInputError(
-        "unsafe_pickle",
-        f"EMOTE refuses to load {source}: it asks to run {what}. Only FLAME model files are "
-        "accepted (numpy arrays, chumpy arrays, sparse matrices); download the model again from "
-        "https://flame.is.tue.mpg.de and select that .pkl file.")
+@dataclass(frozen=True)
+class AllowList:
+    """What one kind of file may ask the unpickler for.
+
+    `names` maps "module.name" to the object handed out; `stand_in(module, name)` returns the
+    StateRecorder subclass that replaces a foreign class, or None; `accepted` ends the refusal
+    message: which files are accepted and where to get a good one.
+    """
+
+    names: Mapping[str, Any]
+    stand_in: Callable[[str, str], type | None]
+    accepted: str
+
+    def refusal(self, source: str, what: str) -> EmoteInputError:
+        return EmoteInputError(
+            "unsafe_pickle", f"EMOTE refuses to load {source}: it asks to run {what}. "
+            + self.accepted)
+
+
+def _flame_stand_in(module: str, name: str) -> type | None:
+    if "." not in name and (module == "chumpy" or module.startswith("chumpy.")):
+        return ChumpyRecord
+    if module.startswith("scipy.sparse") and name in _SPARSE_NAMES:
+        return SparseRecord
+    return None
+
+
+FLAME_FILES = AllowList(
+    names=BASIC_NAMES, stand_in=_flame_stand_in,
+    accepted="Only FLAME model files are accepted (numpy arrays, chumpy arrays, sparse "
+             "matrices); download the model again from https://flame.is.tue.mpg.de and select "
+             "that .pkl file.")
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler whose `find_class` only resolves whitelisted names (see module docstring)."""
+    """Unpickler whose `find_class` only resolves what its AllowList names (see module doc)."""
 
-    def __init__(self, file: Any, source: str = "this file",
+    def __init__(self, file: Any, source: str = "this file", allow: AllowList = FLAME_FILES,
                  extra_allowed: Mapping[str, Any] | None = None, **kwargs: Any):
         kwargs.setdefault("encoding", "latin1")
         super().__init__(file, **kwargs)
         self.source = source
-        self.allowed = {**_ALLOWED, **dict(extra_allowed or {})}
+        self.allow = allow
+        self.allowed = {**allow.names, **dict(extra_allowed or {})}
         self._records: dict[str, type] = {}  # stand-in classes, fresh per load
+        self.persistent_load = self._refuse_persistent  # torch.load sets its own afterwards
 
     def _record_class(self, base: type, full: str) -> type:
         """One stand-in subclass per pickled class name, so conversion knows what it stood for."""
         if full not in self._records:
-            self._records[full] = type(base.__name__, (base,), {"source": full})
+            self._records[full] = type(full.rsplit(".", 1)[-1], (base,), {"source": full})
         return self._records[full]
 
     def find_class(self, module: str, name: str) -> Any:
         full = f"{module}.{name}"
         if full in self.allowed:
             return self.allowed[full]
-        if "." not in name and (module == "chumpy" or module.startswith("chumpy.")):
-            return self._record_class(ChumpyRecord, full)
-        if module.startswith("scipy.sparse") and name in _SPARSE_NAMES:
-            return self._record_class(SparseRecord, full)
-        raise _refusal(self.source, full)
+        base = self.allow.stand_in(module, name)
+        if base is not None:
+            return self._record_class(base, full)
+        raise self.allow.refusal(self.source, full)
 
-    def persistent_load(self, pid: Any) -> Any:
-        raise _refusal(self.source, f"a persistent object {pid!r}")
+    def _refuse_persistent(self, pid: Any) -> Any:
+        raise _Refused(f"a persistent object {pid!r}")
+
+    def load(self) -> Any:
+        try:
+            return super().load()
+        except _Refused as exc:
+            raise self.allow.refusal(self.source, exc.what) from None
+
+
+def torch_pickle_module(allow: AllowList, source: str) -> types.SimpleNamespace:
+    """A `pickle_module` for `torch.load` that reads with RestrictedUnpickler and `allow`
+    (torch installs its own `persistent_load` for the tensor storages)."""
+
+    class TorchUnpickler(RestrictedUnpickler):
+        def __init__(self, file: Any, **kwargs: Any):
+            super().__init__(file, source=source, allow=allow, **kwargs)
+
+    return types.SimpleNamespace(Unpickler=TorchUnpickler,
+                                 load=lambda file, **kw: TorchUnpickler(file, **kw).load(),
+                                 __name__="model_runtime.safe_pickle.restricted")
 
 
 def safe_loads(data: bytes, extra_allowed: Mapping[str, Any] | None = None,
@@ -177,9 +238,7 @@ def safe_loads(data: bytes, extra_allowed: Mapping[str, Any] | None = None,
     try:
         obj = RestrictedUnpickler(io.BytesIO(data), source=source,
                                   extra_allowed=extra_allowed).load()
-    except EmoteInputError as exc:
-        if exc.kind == "unsafe_pickle" and "load this file:" in exc.message:  # from a helper
-            raise EmoteInputError(exc.kind, exc.message.replace("this file", source, 1)) from None
+    except EmoteInputError:
         raise
     except Exception as exc:  # truncated or garbled pickles raise many different types
         raise EmoteInputError(

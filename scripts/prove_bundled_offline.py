@@ -112,9 +112,6 @@ assert line.is_file(), line
 ed = scene.sequence_editor_create()
 from emote_blender import blender_compat
 s = scene.emote
-styles = generate.checkpoint_styles("default")
-if s.style not in styles:  # until the panel's default style is the model's first (issue 12.2)
-    s.style = styles[0]
 s.emotion = "HAPPY"
 scene.keyframe_insert("emote.emotion", frame=1)
 try:

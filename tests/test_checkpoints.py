@@ -11,14 +11,17 @@ from safetensors.torch import load_file, save_file
 from model_runtime import checkpoints
 from model_runtime.checkpoints import (EMOTIONS, build_model, default_arch, default_model_dir,
                                        load_checkpoint, make_config, save_checkpoint, tiny_config)
+from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
 from model_runtime.errors import EmoteInputError
 
 torch.set_num_threads(1)
 EXP = ["jawOpen", "smile", "frown"]
+IDENTITIES = ("alice", "bob")
+COND_DIM = N_EMOTIONS + INTENSITY_LEVELS + len(IDENTITIES)  # the condition vector
 
 
 def _saved(tmp_path, **kw):
-    cfg = tiny_config(EXP, identities=("alice", "bob"), **kw)
+    cfg = tiny_config(EXP, identities=IDENTITIES, **kw)
     torch.manual_seed(3)
     model = build_model(cfg)
     return model, cfg, save_checkpoint(model, cfg, tmp_path / "ckpt")
@@ -29,7 +32,7 @@ def test_round_trip_gives_same_outputs(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     loaded, cfg2 = load_checkpoint(folder)
     assert cfg2 == json.loads(json.dumps(cfg)) and not loaded.training
-    audio, cond = torch.randn(1, 40 * 640), torch.rand(1, 40, 8 + 3 + 2)
+    audio, cond = torch.randn(1, 40 * 640), torch.rand(1, 40, COND_DIM)
     with torch.no_grad():
         assert torch.equal(model.eval()(audio, cond), loaded(audio, cond))
     assert cfg2["conditions"]["emotions"] == list(EMOTIONS)

@@ -12,7 +12,10 @@ from model_runtime.conditions import (
     intensity_one_hot,
     resample_track,
 )
+from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
 from model_runtime.errors import EmoteInputError
+
+LEVELS = slice(N_EMOTIONS, N_EMOTIONS + INTENSITY_LEVELS)  # intensity columns of a condition row
 
 
 def test_intensity_one_hot_interpolates_between_levels():
@@ -39,14 +42,16 @@ def test_resample_track_is_linear_in_time_and_holds_ends():
 
 
 def test_condition_track_layout_mixture_and_identity():
-    rows = build_condition_track(["sad", "happy"], [[0.2, 0.6]] * 10, [1.0] * 10, 30.0, 25.0, 8,
-                                 identity_index=2, n_identities=4)
-    assert rows.shape == (8, 8 + 3 + 4) and rows.dtype == np.float32
-    emo = np.zeros(8)
+    n_out, n_ids = 8, 4
+    rows = build_condition_track(["sad", "happy"], [[0.2, 0.6]] * 10, [1.0] * 10, 30.0, 25.0,
+                                 n_out, identity_index=2, n_identities=n_ids)
+    assert rows.shape == (n_out, N_EMOTIONS + INTENSITY_LEVELS + n_ids)
+    assert rows.dtype == np.float32
+    emo = np.zeros(N_EMOTIONS)
     emo[EMOTIONS.index("happy")], emo[EMOTIONS.index("sad")] = 0.75, 0.25  # renormalised
-    np.testing.assert_allclose(rows[:, :8], np.tile(emo, (8, 1)), atol=1e-6)
-    np.testing.assert_allclose(rows[:, 8:11], [[0, 0, 1]] * 8)
-    np.testing.assert_allclose(rows[:, 11:], [[0, 0, 1, 0]] * 8)
+    np.testing.assert_allclose(rows[:, :N_EMOTIONS], np.tile(emo, (n_out, 1)), atol=1e-6)
+    np.testing.assert_allclose(rows[:, LEVELS], [[0, 0, 1]] * n_out)  # full intensity: level 3
+    np.testing.assert_allclose(rows[:, LEVELS.stop:], [[0, 0, 1, 0]] * n_out)  # identity 2
 
 
 def test_condition_track_follows_changes_over_time():
@@ -59,8 +64,8 @@ def test_condition_track_follows_changes_over_time():
     t = np.arange(50) / 25.0
     assert np.all(rows[t < 23 / 24 - 1e-9, angry] == 1.0)
     assert np.all(rows[t >= 1.0, neutral] == 1.0)
-    np.testing.assert_allclose(rows[:, :8].sum(1), 1.0, atol=1e-6)
-    level = rows[:, 8:11] @ np.array([0.0, 0.5, 1.0])  # intensity recovered from the one-hot
+    np.testing.assert_allclose(rows[:, :N_EMOTIONS].sum(1), 1.0, atol=1e-6)
+    level = rows[:, LEVELS] @ np.array([0.0, 0.5, 1.0])  # intensity recovered from the one-hot
     want = np.clip(t * fps / (n - 1), 0, 1)
     np.testing.assert_allclose(level, want, atol=1e-6)
 
@@ -68,7 +73,7 @@ def test_condition_track_follows_changes_over_time():
 def test_constant_single_row_and_aliases():
     rows = build_condition_track(["Surprise"], [[2.0]], [0.5], 30.0, 25.0, 5, 0, 1)
     assert np.all(rows[:, EMOTIONS.index("surprised")] == 1.0)
-    np.testing.assert_allclose(rows[:, 8:11], [[0, 1, 0]] * 5)
+    np.testing.assert_allclose(rows[:, LEVELS], [[0, 1, 0]] * 5)
 
 
 @pytest.mark.parametrize("names,weights,intensity,ident,n_id", [

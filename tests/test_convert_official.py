@@ -16,9 +16,14 @@ from model_runtime.checkpoints import load_checkpoint  # noqa: E402
 from model_runtime.convert_official import (MEAD_IDENTITIES, convert_official,  # noqa: E402
                                             crosscheck_flint, load_torch_checkpoint,
                                             map_official_key)
+from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS  # noqa: E402
 from model_runtime.errors import EmoteInputError  # noqa: E402
 from tests.helpers.official_emote import (fake_state, flint_cfg,  # noqa: E402
                                           lightning_ckpt, official_shapes, talking_head_cfg)
+
+V1_EXP, V2_EXP = 50, 100  # FLAME expression coefficients of EMOTE v1 and v2
+JAW = 3  # jaw axis-angle, after the expression
+COND_DIM = N_EMOTIONS + INTENSITY_LEVELS + len(MEAD_IDENTITIES)  # the official condition
 
 _shapes = official_shapes
 _fake_state = fake_state
@@ -49,7 +54,7 @@ def test_convert_v1_every_key_consumed(tmp_path):
     state = _fake_state(shapes, 1)
     state["renderer.some_buffer"] = torch.zeros(3)
     ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state)
-    cfg = talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50)
+    cfg = talking_head_cfg(tmp_path / "cfg.yaml", n_exp=V1_EXP)
     flint = _shapes("flint_v1")
     flint_state = _fake_state(flint, 2)
     for k in flint_state:  # the FLINT release's decoder: the talking head's copy, one tensor moved
@@ -59,9 +64,9 @@ def test_convert_v1_every_key_consumed(tmp_path):
     flint_path = _lightning_ckpt(tmp_path / "flint.ckpt", flint_state, foreign=False)
     warnings = []
     out = convert_official(ckpt, cfg, flint_path, tmp_path / "converted",
-                           flint_cfg=flint_cfg(tmp_path / "flint_cfg.yaml", n_exp=50),
+                           flint_cfg=flint_cfg(tmp_path / "flint_cfg.yaml", n_exp=V1_EXP),
                            warn=warnings.append)
-    _check_converted(out, state, 50)  # the talking head's copy of the decoder is what is used
+    _check_converted(out, state, V1_EXP)  # the talking head's copy of the decoder is what is used
     cfgj = json.loads((out / "config.json").read_text())
     prov = cfgj["provenance"]
     assert prov["flint_decoder_matches"] is False
@@ -93,11 +98,11 @@ def test_convert_v2_every_key_consumed(tmp_path):
     state = _fake_state(_shapes("emote_v2"), 3)
     ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state)
     out = convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml"), None, tmp_path / "v2")
-    _check_converted(out, state, 100)
+    _check_converted(out, state, V2_EXP)
     model, _ = load_checkpoint(out)
     with torch.no_grad():
-        y = model(torch.randn(1, 16000), torch.zeros(1, 25, 43))
-    assert y.shape == (1, 25, 103) and torch.isfinite(y).all()
+        y = model(torch.randn(1, 16000), torch.zeros(1, 25, COND_DIM))
+    assert y.shape == (1, 25, V2_EXP + JAW) and torch.isfinite(y).all()
 
 
 def _small_official_state() -> dict:
@@ -113,7 +118,7 @@ def test_missing_key_is_named(tmp_path):
     del state["sequence_decoder.squasher_2.linear.bias"]
     ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
     with pytest.raises(EmoteInputError) as err:
-        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50), None,
+        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=V1_EXP), None,
                          tmp_path / "out")
     assert err.value.kind == "bad_checkpoint"
     assert "squasher.bias" in err.value.message
@@ -125,7 +130,7 @@ def test_extra_key_is_named(tmp_path):
     state["sequence_decoder.extra_head.weight"] = torch.zeros(2, 2)
     ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
     with pytest.raises(EmoteInputError) as err:
-        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50), None,
+        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=V1_EXP), None,
                          tmp_path / "out")
     assert err.value.kind == "bad_checkpoint"
     assert "sequence_decoder.extra_head.weight" in err.value.message
@@ -149,7 +154,7 @@ def test_code_running_pickle_is_refused(tmp_path):
     assert err.value.kind == "unsafe_pickle"
     assert "system" in err.value.message
     with pytest.raises(EmoteInputError):
-        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50), None,
+        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=V1_EXP), None,
                          tmp_path / "out")
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
@@ -170,7 +175,7 @@ def test_flint_of_other_version_is_rejected(tmp_path):
     flint = _lightning_ckpt(tmp_path / "flint.ckpt", _fake_state(_shapes("flint_v2"), 6),
                             foreign=False)
     with pytest.raises(EmoteInputError) as err:
-        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50), flint,
+        convert_official(ckpt, talking_head_cfg(tmp_path / "cfg.yaml", n_exp=V1_EXP), flint,
                          tmp_path / "out")
     assert "cross_smooth_layer" in err.value.message
 
@@ -178,7 +183,7 @@ def test_flint_of_other_version_is_rejected(tmp_path):
 def test_refused_cfg_stops_the_conversion_and_writes_nothing(tmp_path):
     state = _small_official_state()
     ckpt = _lightning_ckpt(tmp_path / "last.ckpt", state, foreign=False)
-    cfg = talking_head_cfg(tmp_path / "cfg.yaml", n_exp=50,
+    cfg = talking_head_cfg(tmp_path / "cfg.yaml", n_exp=V1_EXP,
                            model__sequence_decoder__activation="relu")
     with pytest.raises(EmoteInputError) as err:
         convert_official(ckpt, cfg, None, tmp_path / "out")
@@ -203,7 +208,7 @@ def test_out_folder_of_the_users_is_never_emptied(tmp_path):
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     ckpt = _lightning_ckpt(downloads / "last.ckpt", state)
-    cfg = talking_head_cfg(downloads / "cfg.yaml", n_exp=50)
+    cfg = talking_head_cfg(downloads / "cfg.yaml", n_exp=V1_EXP)
     before = {p.name: p.read_bytes() for p in downloads.iterdir()}
     with pytest.raises(EmoteInputError) as info:
         convert_official(ckpt, cfg, None, downloads)
@@ -216,4 +221,4 @@ def test_out_folder_of_the_users_is_never_emptied(tmp_path):
     assert "--force" in info.value.message
     convert_official(ckpt, cfg, None, out, force=True)
     assert (out / "my_notes.txt").read_text() == "keep"
-    _check_converted(out, state, 50)
+    _check_converted(out, state, V1_EXP)

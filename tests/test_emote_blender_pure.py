@@ -21,13 +21,16 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 def test_strip_timing_with_offset_trim_and_ntsc_rate():
     fps = audio_strips.scene_fps(30, 1.001)
-    t = audio_strips.strip_timing(37, 37, 97, fps, trimmed_end=False)
-    assert (t.first_frame, t.frame_count, t.audio_start_s, t.audio_end_s) == (37, 60, 0.0, None)
-    # Trimmed 5 frames at the start and 10 at the end: the audio window moves with the trims.
-    t = audio_strips.strip_timing(37, 42, 87, fps)
-    assert (t.first_frame, t.frame_count) == (42, 45)
-    assert t.audio_start_s == pytest.approx(5 * 1.001 / 30)
-    assert t.audio_end_s == pytest.approx(50 * 1.001 / 30)
+    start, length, head, tail = 37, 60, 5, 10  # strip start and length, frames trimmed off
+    end = start + length
+    t = audio_strips.strip_timing(start, start, end, fps, trimmed_end=False)
+    assert (t.first_frame, t.frame_count, t.audio_start_s, t.audio_end_s) == (
+        start, length, 0.0, None)
+    # Trimmed at the start and at the end: the audio window moves with the trims.
+    t = audio_strips.strip_timing(start, start + head, end - tail, fps)
+    assert (t.first_frame, t.frame_count) == (start + head, length - head - tail)
+    assert t.audio_start_s == pytest.approx(head * 1.001 / 30)
+    assert t.audio_end_s == pytest.approx((length - tail) * 1.001 / 30)
     # A strip starting between frames: result frame 0 is the first whole frame it covers.
     t = audio_strips.strip_timing(10.5, 10.5, 20.5, 25.0)
     assert (t.first_frame, t.frame_count) == (11, 10)

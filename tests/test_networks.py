@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from model_runtime.checkpoints import build_model, tiny_config
+from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
 from model_runtime.networks.alibi import AlibiEncoderLayer, alibi_bias, alibi_slopes
 from model_runtime.networks.audio_encoders import (LogMelEncoder, mel_filterbank,
                                                    normalise_audio)
@@ -15,16 +16,20 @@ from model_runtime.networks.talking_head import TalkingHead
 
 torch.set_num_threads(1)
 EXP = [f"exp{i:03d}" for i in range(10)]
+IDENTITIES = ("a", "b")
+COND_DIM = N_EMOTIONS + INTENSITY_LEVELS + len(IDENTITIES)
+OUT_DIM = len(EXP) + 3  # expression coefficients + jaw axis-angle
+ONE_ID_COND_DIM = N_EMOTIONS + INTENSITY_LEVELS + 1  # tiny_config's single default identity
 
 
 def _tiny(**overrides) -> TalkingHead:
-    cfg = tiny_config(EXP, identities=("a", "b"))
+    cfg = tiny_config(EXP, identities=IDENTITIES)
     cfg["architecture"].update(overrides)
     torch.manual_seed(0)
     return build_model(cfg).eval()
 
 
-def _inputs(T: int, B: int = 1, cond_dim: int = 13):
+def _inputs(T: int, B: int = 1, cond_dim: int = COND_DIM):
     g = torch.Generator().manual_seed(T)
     return torch.randn(B, T * 640, generator=g), torch.rand(B, T, cond_dim, generator=g)
 
@@ -35,7 +40,7 @@ def test_talking_head_shapes(T):
     audio, cond = _inputs(T, B=2)
     with torch.no_grad():
         y = model(audio, cond)
-    assert y.shape == (2, T, len(EXP) + 3)
+    assert y.shape == (2, T, OUT_DIM)
     assert torch.isfinite(y).all()
 
 
@@ -44,7 +49,7 @@ def test_long_sequence_has_no_cap():
     audio, cond = _inputs(3000)
     with torch.no_grad():
         y = model(audio, cond)
-    assert y.shape == (1, 3000, len(EXP) + 3) and torch.isfinite(y).all()
+    assert y.shape == (1, 3000, OUT_DIM) and torch.isfinite(y).all()
 
 
 def test_periodic_alibi_values():
@@ -123,7 +128,7 @@ def test_batchnorm_stays_frozen_in_training():
 def test_zero_init_gives_constant_latent():
     cfg = tiny_config(EXP)
     model = TalkingHead(cfg["architecture"], zero_init=True).eval()
-    audio, cond = _inputs(16, cond_dim=12)
+    audio, cond = _inputs(16, cond_dim=ONE_ID_COND_DIM)
     assert torch.count_nonzero(model.decoder_out.weight) == 0
     with torch.no_grad():
         y1 = model(audio, cond)
@@ -189,7 +194,7 @@ def test_wav2vec2_encoder_resamples_before_projection():
     pytest.importorskip("transformers", reason="wav2vec2 needs the optional 'transformers' extra")
     cfg = tiny_config(EXP, audio_encoder="wav2vec2")
     model = build_model(cfg).eval()
-    audio, cond = _inputs(20, cond_dim=12)
+    audio, cond = _inputs(20, cond_dim=ONE_ID_COND_DIM)
     enc = model.audio_encoder
     with torch.no_grad():
         feats = enc.features(audio)
@@ -200,5 +205,5 @@ def test_wav2vec2_encoder_resamples_before_projection():
                                             align_corners=True).transpose(1, 2)
         hidden, _ = enc.model.feature_projection(x)
         assert torch.allclose(out, enc.model.encoder(hidden).last_hidden_state)
-        assert model(audio, cond).shape == (1, 20, 13)
-        assert model(torch.randn(1, 100), cond[:, :1]).shape == (1, 1, 13)
+        assert model(audio, cond).shape == (1, 20, OUT_DIM)
+        assert model(torch.randn(1, 100), cond[:, :1]).shape == (1, 1, OUT_DIM)

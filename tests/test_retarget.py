@@ -38,7 +38,7 @@ def test_arkit_model_drives_a_flame_head(heads, speech):
     flame, ark = heads
     exp, jaw, _ = speech
     m = retarget.fit_retarget(ark, flame)
-    assert m.matrix.shape == (100, 40) and m.bounds is None and m.jaw_open_column is None
+    assert m.matrix.shape == (len(flame.exp_names), len(ark.exp_names)) and m.bounds is None and m.jaw_open_column is None
     f_exp, f_jaw = m.apply(exp, jaw)
     assert f_exp.shape == (len(exp), 100) and np.array_equal(f_jaw, jaw)
     assert _corr(lip_signals(ark, exp, jaw)[0], lip_signals(flame, f_exp, f_jaw)[0]) >= 0.9
@@ -114,7 +114,7 @@ def test_apply_to_result_relabels_channels(heads, speech):
     np.testing.assert_allclose(out["exp"], m.apply(exp, jaw)[0])
     assert str(out["retargeted_from"]) == ark.head_id and out["model_id"] == res["model_id"]
     with pytest.raises(ValueError, match="not those"):
-        retarget.apply_to_result(m, dict(res, exp_names=np.array(flame.exp_names[:40])))
+        retarget.apply_to_result(m, dict(res, exp_names=np.array(flame.exp_names[:-1])))
 
 
 def test_mouth_landmarks_read_off_arkit_shapes(heads):

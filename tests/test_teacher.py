@@ -47,7 +47,7 @@ def test_shapes_and_jaw_consistency():
     T = len(audio) // 640
     W, I = teacher.random_emotion_curve(T, rng)
     exp, jaw = teacher.teacher_animation(phones, audio, W, I, "neutral", rng)
-    assert exp.shape == (T, 40) and jaw.shape == (T, 3)
+    assert exp.shape == (T, len(OPEN_HEAD_CHANNELS)) and jaw.shape == (T, 3)
     assert exp.dtype == np.float32 and jaw.dtype == np.float32
     assert np.all(jaw[:, 1:] == 0) and jaw[:, 0].min() >= 0 and jaw[:, 0].max() > 0.05
     np.testing.assert_allclose(exp[:, CH["jawOpen"]], jaw[:, 0] / JAW_OPEN_FULL_RAD, atol=1e-6)

@@ -32,19 +32,6 @@ def _state_path(work: Path, name: str) -> Path:
     return work / name / "state.pt"
 
 
-def load_modules(work: str | Path, name: str, modules: dict[str, torch.nn.Module]) -> bool:
-    """Load a finished stage's weights into `modules`; False when the stage has not finished."""
-    p = _state_path(Path(work), name)
-    if not p.is_file():
-        return False
-    st = torch.load(p, map_location="cpu", weights_only=True)
-    if not st.get("done"):
-        return False
-    for k, m in modules.items():
-        m.load_state_dict(st["modules"][k])
-    return True
-
-
 def run_stage(name: str, work: str | Path, modules: dict[str, torch.nn.Module],
               params: list, step_fn: Callable[[int], tuple[torch.Tensor, dict]], steps: int,
               lr: float, budget_s: float = math.inf, log_every: int = 20,

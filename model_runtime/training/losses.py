@@ -1,4 +1,4 @@
-"""Loss terms of the EMOTE recipe at our scale: vertex error, KL, perceptual cosine distances."""
+"""Loss terms of the EMOTE recipe at our scale: vertex error, cosine distances, mouth gap, width."""
 
 from __future__ import annotations
 
@@ -22,11 +22,6 @@ def vertex_mse(pred: torch.Tensor, ref: torch.Tensor,
     """Mean squared vertex error in mm^2 for vertices (B, T, V, 3) in metres."""
     err = ((pred - ref) * MM).pow(2).sum(-1).mean(-1)  # (B, T)
     return masked_mean(err, mask)
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL of N(mu, exp(logvar)) from N(0, 1), summed over latent channels, mean over the rest."""
-    return (-0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor,

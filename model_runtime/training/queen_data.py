@@ -28,11 +28,9 @@ from pathlib import Path
 import numpy as np
 
 QUEEN_1C = Path("/usr/share/scummvm/flight-of-the-amazon-queen/queen.1c")
-QUEEN_COPYRIGHT = Path("/usr/share/doc/flight-of-the-amazon-queen/copyright")
 QUEEN_LICENCE = ("flight-of-the-amazon-queen 1.0.0-9 (Debian main): game content (C) John "
                  "Passfield and Steven Stamatiadis, Flight-of-the-Amazon-Queen-License (free "
                  "redistribution; modification allowed with a notice that it is modified)")
-SOURCE_RATE = 11025
 _HEADER = 15
 _ENTRY = 21
 _DIALOGUE = re.compile(r"^(\d\d)([0-9A-F]{4})([JP])(\d)$")

@@ -20,7 +20,6 @@ HELDOUT_FILE = Path(__file__).with_name("heldout_clips.txt")
 UNKNOWN_SPEAKERS = frozenset({"queen:unknown", ""})
 HELDOUT = "heldout"
 UNLABELLED = "unlabelled"
-TRAINABLE = frozenset({"train"})
 
 
 @functools.lru_cache(maxsize=4)

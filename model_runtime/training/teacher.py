@@ -37,9 +37,9 @@ def _sym(**kw: float) -> dict[str, float]:
 
 
 # Viseme per phone: (jaw radians, channel targets). Jaw angles are for a neutral style at normal
-# loudness; JAW_OPEN_FULL_RAD (0.45) is a wide-open mouth. The rounded vowels and W carry funnel
-# and pucker 1.3x the first version's (the mouth narrows to about 0.83 of the spread vowels' width
-# instead of 0.86): a student regresses toward the mean, and on real speech it rounded too little.
+# loudness; JAW_OPEN_FULL_RAD (0.45) is a wide-open mouth. The rounded vowels and W carry strong
+# funnel and pucker (the mouth narrows to about 0.83 of the spread vowels' width): a student
+# regresses toward the mean, so the teacher rounds more than the student should end up doing.
 _VISEMES: dict[str, tuple[float, dict[str, float]]] = {
     "SIL": (0.0, {}),
     # vowels
@@ -157,8 +157,6 @@ _MOUTH_SIDED = [i for i, n in enumerate(OPEN_HEAD_CHANNELS) if n.startswith("mou
 _EMO_VECS = np.stack([np.array([EMOTION_PATTERNS[e].get(n, 0.0) for n in OPEN_HEAD_CHANNELS])
                       for e in EMOTIONS])  # (8, 40)
 _EMO_ART = np.array([EMOTION_ARTICULATION[e] for e in EMOTIONS])  # (8, 4)
-_UPPER_FACE = [i for i, n in enumerate(OPEN_HEAD_CHANNELS)
-               if n.startswith(("brow", "eye", "cheek", "nose"))]
 
 
 def _viseme_vec(ph: str) -> tuple[float, np.ndarray]:

@@ -63,15 +63,23 @@ def installed(extension_zip):
     bpy.ops.wm.read_factory_settings(use_empty=True)  # free imported data before bpy exits
 
 
-@pytest.fixture
-def fresh(installed):
-    """An empty file with the extension enabled."""
+FPS, FPS_BASE = 30, 1.001  # the test scenes' frame rate: NTSC's 29.97, a fractional one
+
+
+def reset_scene():
+    """Empty the file and enable the extension; the scene runs at FPS / FPS_BASE."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     if MODULE not in bpy.context.preferences.addons:
         bpy.ops.preferences.addon_enable(module=MODULE)
     scene = bpy.context.scene
-    scene.render.fps, scene.render.fps_base = 30, 1.001
+    scene.render.fps, scene.render.fps_base = FPS, FPS_BASE
     return scene
+
+
+@pytest.fixture
+def fresh(installed):
+    """An empty file with the extension enabled."""
+    return reset_scene()
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.blender.conftest import bpy
+from tests.blender.conftest import (FPS, FPS_BASE, RUNTIME_PY, add_sound_strip, bpy,
+                                    reset_scene)
 
 pytestmark = pytest.mark.blender
 
-HAPPY_FRAME, SAD_FRAME = 37, 60
+STRIP_FRAME = 37  # where the sound strip starts
+TRIM = 5  # frames trimmed off the strip's start for the second take
+HAPPY_FRAME, SAD_FRAME = STRIP_FRAME, 60  # the emotion keyframes
+QUAT = 4  # components of a bone's rotation quaternion
+POSED_BONES = ("neck", "jaw", "eye_left", "eye_right")  # the FLAME rig's animated bones
+JAW_CORRECTIVES = 3 * 3  # shape keys driven by the entries of (R_jaw - I)
 
 
 def snapshot() -> dict:
@@ -44,12 +51,10 @@ def snapshot() -> dict:
 
 
 def setup_scene(scene, flame_pkl, checkpoint, wav, monkeypatch=None):
-    """Head from the FLAME file, sound strip at frame 37, emotion happy then sad."""
-    from tests.blender.conftest import add_sound_strip
-
+    """Head from the FLAME file, sound strip at STRIP_FRAME, emotion happy then sad."""
     assert bpy.ops.emote.add_flame_head(filepath=str(flame_pkl)) == {"FINISHED"}
     head = scene.emote.head
-    strip = add_sound_strip(scene, "line01", wav, 37, monkeypatch)
+    strip = add_sound_strip(scene, "line01", wav, STRIP_FRAME, monkeypatch)
     s = scene.emote
     s.model_source, s.checkpoint_dir, s.style = "FOLDER", str(checkpoint), "calm"
     s.transition_s = 0.2
@@ -80,24 +85,27 @@ def test_generate_bakes_take_with_emotion_track(fresh, flame_pkl, tiny_checkpoin
 
     scene = fresh
     head, strip = setup_scene(scene, flame_pkl, tiny_checkpoint, wav)
-    assert abs(scene.render.fps / scene.render.fps_base - 29.97) < 0.01
+    assert abs(scene.render.fps / scene.render.fps_base - 29.97) < 0.01  # NTSC, fractional
     n_frames = strip.frame_final_end - strip.frame_final_start
     take, cmap, job = generate.generate_sync(scene, head, strip, str(tiny_checkpoint), "calm",
-                                             __import__("os").environ["EMOTE_RUNTIME_PYTHON"])
+                                             RUNTIME_PY)
     assert cmap.unmatched == ["eyeBlink_L", "eyeBlink_R"]  # a FLAME head has no blink keys
-    n_exp = len(head.data.shape_keys.key_blocks) - 1 - 9 * bool(head.get("emote_correctives"))
+    n_exp = (len(head.data.shape_keys.key_blocks) - 1  # the Basis key is not animated
+             - JAW_CORRECTIVES * bool(head.get("emote_correctives")))
     curves = take_curves(head, take)
-    assert len(curves) == n_exp + 4 + 12  # expression keys, jaw, neck and eye quaternions
+    assert len(curves) == n_exp + QUAT * len(POSED_BONES)  # expression keys, bone quaternions
+    assert {path for path, _ in curves if path.startswith("pose.")} == {
+        f'pose.bones["{b}"].rotation_quaternion' for b in POSED_BONES}
     for co in curves.values():
         assert co.shape == (n_frames, 2)
-        np.testing.assert_array_equal(co[:, 0], 37 + np.arange(n_frames))
+        np.testing.assert_array_equal(co[:, 0], STRIP_FRAME + np.arange(n_frames))
     # The emotion track the runtime read: happy until the keyframe at 60, sad after.
     req = json.loads((job.folder / "request.json").read_text())
     assert req["frame_count"] == n_frames and req["identity"] == "calm"
-    assert abs(req["fps"] - 30 / 1.001) < 1e-5  # fps_base is stored as float32
+    assert abs(req["fps"] - FPS / FPS_BASE) < 1e-5  # fps_base is stored as float32
     w = np.array(req["emotion"]["weights"])
     names = req["emotion"]["names"]
-    frames = 37 + np.arange(n_frames)
+    frames = STRIP_FRAME + np.arange(n_frames)
     dominant = np.array(names)[np.argmax(w, axis=1)]
     change = frames[np.nonzero(dominant == "sad")[0][0]]
     assert abs(change - SAD_FRAME) <= 1
@@ -116,39 +124,86 @@ def test_generate_bakes_take_with_emotion_track(fresh, flame_pkl, tiny_checkpoin
     assert take.name.startswith("line01 happy-sad take 1")
 
 
-def test_second_take_cancel_bad_audio_and_reload(fresh, flame_pkl, tiny_checkpoint, wav,
-                                                 tmp_path, monkeypatch):
-    from emote_blender import generate, runtime_client, takes
+def reopen(blend: Path, wav: Path, monkeypatch):
+    """Open a saved test file; returns (scene, head, strip). A Blender built without Audaspace
+    saves no sound strip: a StandInStrip takes its place again."""
+    from emote_blender import blender_compat
+
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    scene = bpy.context.scene
+    editor = scene.sequence_editor
+    strips = [s for s in blender_compat.all_strips(editor) if s.name == "line01"] if editor else []
+    strip = strips[0] if strips else add_sound_strip(scene, "line01", wav, STRIP_FRAME,
+                                                     monkeypatch)
+    return scene, scene.emote.head, strip
+
+
+@pytest.fixture(scope="module")
+def one_take(installed, flame_pkl, tiny_checkpoint, wav, tmp_path_factory) -> Path:
+    """A .blend with the FLAME head, the strip, the emotion keys and one take (the operator's)."""
+    scene = reset_scene()
+    with pytest.MonkeyPatch.context() as mp:
+        setup_scene(scene, flame_pkl, tiny_checkpoint, wav, mp)
+        assert bpy.ops.emote.generate() == {"FINISHED"}, scene.emote.last_error
+    blend = tmp_path_factory.mktemp("takes") / "one_take.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    return blend
+
+
+@pytest.fixture(scope="module")
+def two_takes(one_take, tiny_checkpoint, wav) -> tuple[Path, dict]:
+    """one_take plus a second take of the strip trimmed by TRIM frames, made through the warm
+    server; returns that .blend and the first take's curves from before the second one."""
+    from emote_blender import generate
+
+    with pytest.MonkeyPatch.context() as mp:
+        scene, head, strip = reopen(one_take, wav, mp)
+        take1 = take_curves(head, head.emote_takes[0])
+        strip.frame_offset_start = TRIM
+        generate.generate_sync(scene, head, strip, str(tiny_checkpoint), "default", RUNTIME_PY,
+                               use_server=True)
+    blend = one_take.with_name("two_takes.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    return blend, take1
+
+
+def test_second_take_starts_at_the_trim_and_keeps_the_first(two_takes, wav, monkeypatch):
+    from emote_blender import takes
+
+    blend, take1_before = two_takes
+    _scene, head, _strip = reopen(blend, wav, monkeypatch)
+    assert [t.number for t in head.emote_takes] == [1, 2]
+    assert takes.active(head).name == head.emote_takes[1].name
+    c2 = take_curves(head, head.emote_takes[1])
+    assert next(iter(c2.values()))[0, 0] == STRIP_FRAME + TRIM
+    take1 = take_curves(head, head.emote_takes[0])
+    assert take1.keys() == take1_before.keys()
+    for k in take1_before:
+        np.testing.assert_array_equal(take1[k], take1_before[k])
+
+
+def test_switching_takes_in_the_list_changes_what_plays(two_takes, wav, monkeypatch):
+    _scene, head, _strip = reopen(two_takes[0], wav, monkeypatch)
+    take1, take2 = head.emote_takes
+    head.emote_active_take = 0
+    assert head.data.shape_keys.animation_data.action == take1.action
+    head.emote_active_take = 1
+    assert head.data.shape_keys.animation_data.action == take2.action
+    tracks = [t.name for t in head.data.shape_keys.animation_data.nla_tracks]
+    assert tracks == [take1.name, take2.name]  # the other take stays
+    assert all(t.mute for t in head.data.shape_keys.animation_data.nla_tracks)
+    assert take1.action.use_fake_user
+
+
+def test_cancel_kills_the_runtime_and_changes_nothing(one_take, tiny_checkpoint, wav,
+                                                      monkeypatch):
+    from emote_blender import generate, runtime_client
     from model_runtime.errors import RuntimeFailure
 
-    scene = fresh
-    head, strip = setup_scene(scene, flame_pkl, tiny_checkpoint, wav, monkeypatch)
-    assert bpy.ops.emote.generate() == {"FINISHED"}, scene.emote.last_error
-    take1 = take_curves(head, head.emote_takes[0])
-    strip.frame_offset_start = 5  # a trimmed second take, through the warm server
-    t2, _cmap, _job = generate.generate_sync(scene, head, strip, str(tiny_checkpoint), "default",
-                                             runtime_client_python(), use_server=True)
-    assert [t.number for t in head.emote_takes] == [1, 2]
-    assert takes.active(head).name == t2.name
-    c2 = take_curves(head, t2)
-    assert next(iter(c2.values()))[0, 0] == 42
-    after1 = take_curves(head, head.emote_takes[0])
-    assert after1.keys() == take1.keys()
-    for k in take1:
-        np.testing.assert_array_equal(after1[k], take1[k])
-    # Switching takes in the panel's list changes what plays; the other take stays.
-    head.emote_active_take = 0
-    assert head.data.shape_keys.animation_data.action == head.emote_takes[0].action
-    head.emote_active_take = 1
-    assert head.data.shape_keys.animation_data.action == t2.action
-    tracks = [t.name for t in head.data.shape_keys.animation_data.nla_tracks]
-    assert tracks == [head.emote_takes[0].name, t2.name]
-    assert all(t.mute for t in head.data.shape_keys.animation_data.nla_tracks)
-    assert head.emote_takes[0].action.use_fake_user
-    # Cancel: the runtime is killed, nothing changes, the error says so.
+    scene, head, strip = reopen(one_take, wav, monkeypatch)
     before = snapshot()
     prepared = generate.prepare(scene, head, strip, str(tiny_checkpoint), "default")
-    job = runtime_client.start(prepared.request, runtime_client_python(), use_server=False)
+    job = runtime_client.start(prepared.request, RUNTIME_PY, use_server=False)
     job.poll()
     job.cancel()
     with pytest.raises(RuntimeFailure) as err:
@@ -156,7 +211,11 @@ def test_second_take_cancel_bad_audio_and_reload(fresh, flame_pkl, tiny_checkpoi
     assert err.value.kind == "cancelled" and "unchanged" in err.value.message
     assert job._proc.poll() is not None
     assert snapshot() == before
-    # Bad audio through the operator: scene unchanged, error in words on the panel.
+
+
+def test_unreadable_audio_through_the_operator_changes_nothing(one_take, wav, tmp_path,
+                                                               monkeypatch):
+    scene, _head, strip = reopen(one_take, wav, monkeypatch)
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF....WAVEfmt garbage")
     strip.sound.filepath = str(bad)
@@ -165,29 +224,30 @@ def test_second_take_cancel_bad_audio_and_reload(fresh, flame_pkl, tiny_checkpoi
         bpy.ops.emote.generate()  # an operator's ERROR report raises in background mode
     assert snapshot() == before
     assert "broken.wav" in scene.emote.last_error
-    # Save, reload: both takes and their keys are still there.
+
+
+def test_takes_survive_save_and_reload(two_takes, wav, tmp_path, monkeypatch):
+    from tests.blender.conftest import MODULE
+
+    reopen(two_takes[0], wav, monkeypatch)
     blend = tmp_path / "takes.blend"
-    strip.sound.filepath = str(wav)
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     saved = snapshot()
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    from tests.blender.conftest import MODULE
     bpy.ops.preferences.addon_enable(module=MODULE)
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     head = bpy.context.scene.emote.head
     assert [t.number for t in head.emote_takes] == [1, 2]
     assert snapshot() == saved
-    # Deleting the active take removes its action; take 1 plays again.
+
+
+def test_deleting_the_active_take_removes_its_action(two_takes, wav, monkeypatch):
+    _scene, head, _strip = reopen(two_takes[0], wav, monkeypatch)
     name2 = head.emote_takes[1].name
     assert bpy.ops.emote.take_delete() == {"FINISHED"}
     assert [t.number for t in head.emote_takes] == [1]
     assert name2 not in bpy.data.actions
     assert head.data.shape_keys.animation_data.action == head.emote_takes[0].action
-
-
-def runtime_client_python():
-    import os
-    return os.environ["EMOTE_RUNTIME_PYTHON"]
 
 
 def test_manifest_validates_with_blenders_own_tool():

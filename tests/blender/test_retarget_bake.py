@@ -139,9 +139,10 @@ def test_no_retarget_without_the_source_basis(fresh):
 
     assert bpy.ops.emote.add_default_head() == {"FINISHED"}
     head = bpy.context.scene.emote.head
-    n = 10
-    res = {"exp": np.zeros((n, 50), np.float32), "jaw": np.zeros((n, 3), np.float32),
-           "exp_names": [f"exp{i:03d}" for i in range(50)], "fps": 25.0, "head_id": "flame2020"}
+    n, n_exp = 10, 50  # frames; FLAME expression coefficients the open head has no basis for
+    res = {"exp": np.zeros((n, n_exp), np.float32), "jaw": np.zeros((n, 3), np.float32),
+           "exp_names": [f"exp{i:03d}" for i in range(n_exp)], "fps": 25.0,
+           "head_id": "flame2020"}
     _take, cmap = bake.bake_take(head, res, 1, "line")
     assert "not retargeted" in cmap.retarget and "flame2020" in cmap.retarget
-    assert len(cmap.unmatched) == 50
+    assert len(cmap.unmatched) == n_exp

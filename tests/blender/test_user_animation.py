@@ -109,15 +109,15 @@ def test_export_without_take_and_failed_export_keep_old_files(fresh, flame_pkl,
                                                               tiny_checkpoint, wav, tmp_path,
                                                               monkeypatch):
     from emote_blender import export, generate
-    from tests.blender.test_extension import runtime_client_python, setup_scene
+    from tests.blender.conftest import RUNTIME_PY
+    from tests.blender.test_extension import setup_scene
 
     scene = fresh
     head, strip = setup_scene(scene, flame_pkl, tiny_checkpoint, wav)
     with pytest.raises(ValueError, match="has no take to export yet"):
         export.export_fbx(bpy.context, head, tmp_path / "head.fbx")
     assert not (tmp_path / "head.fbx").exists()
-    generate.generate_sync(scene, head, strip, str(tiny_checkpoint), "calm",
-                           runtime_client_python())
+    generate.generate_sync(scene, head, strip, str(tiny_checkpoint), "calm", RUNTIME_PY)
     path = export.export_fbx(bpy.context, head, tmp_path / "head.fbx")
     old = path.read_bytes()
     assert len(old) > 1000 and path.stat().st_mode & 0o777 != 0o600

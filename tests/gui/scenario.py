@@ -173,10 +173,31 @@ def generate(tag: str, esc_after_stage: str | None = None, shots_every: float | 
 
 
 def scenario_main():
+    """The animator's path, one step after another (each step yields its own wait times)."""
+    yield from _close_the_splash()
+    if not (yield from _install_the_zip()):
+        return
+    yield from _sidebar_for_a_new_user()
+    yield from _add_default_head()
+    line_strip = yield from _dialogue_and_emotion_keys()
+    yield from _generate_cold()
+    yield from _generate_warm()
+    _switch_takes()
+    yield from _undo_and_redo()
+    yield from _esc_during_a_long_generate(line_strip)
+    yield from _export_both_formats()
+    _save_the_file()
+    yield from _missing_audio()
+
+
+def _close_the_splash():
     yield 2.0
     xdo("mousemove", "960", "700", "key", "Escape")  # close the splash screen like a user
     yield 1.0
     shot("startup")
+
+
+def _install_the_zip():
     # -- install the zip as Get Extensions > Install from Disk does ---------------------------
     with bpy.context.temp_override(**override()):
         try:
@@ -188,6 +209,10 @@ def scenario_main():
     if not check("extension installs and enables", ADDON in bpy.context.preferences.addons
                  and hasattr(bpy.types.Scene, "emote"), ret=str(ret)):
         return
+    return True
+
+
+def _sidebar_for_a_new_user():
     prefs = bpy.context.preferences.addons[ADDON].preferences
     # -- the sidebar as a new user first sees it ---------------------------------------------
     v3d = area("VIEW_3D")
@@ -202,7 +227,11 @@ def scenario_main():
           not bpy.ops.emote.generate.poll() and "head" in ops().generate_blocker(bpy.context),
           reason=ops().generate_blocker(bpy.context))
     prefs.runtime_python = os.environ["EMOTE_PY"]
+
+
+def _add_default_head():
     # -- Add default head: it is framed in the viewport --------------------------------------
+    v3d = area("VIEW_3D")
     with bpy.context.temp_override(**override()):
         ret = bpy.ops.emote.add_default_head("INVOKE_DEFAULT")
     yield 1.0
@@ -220,6 +249,9 @@ def scenario_main():
     check("Add default head frames the head in the viewport", all(inside) and span > 0.3,
           height_fraction=round(span, 2))
     shot("default_head_added")
+
+
+def _dialogue_and_emotion_keys():
     # -- the dialogue in the Video Sequencer -------------------------------------------------
     area("DOPESHEET_EDITOR").type = "SEQUENCE_EDITOR"
     yield 0.3
@@ -245,7 +277,12 @@ def scenario_main():
           bpy.ops.emote.generate.poll(), reason=ops().generate_blocker(bpy.context))
     yield 1.0
     shot("ready_to_generate")
+    return line_strip
+
+
+def _generate_cold():
     # -- Generate, cold then warm -----------------------------------------------------------
+    head, scene = settings().head, bpy.context.scene
     yield from generate("cold", shots_every=0.5)
     cold = FINDINGS["runs"]["cold"]
     check("cold Generate bakes a take with the panel's defaults",
@@ -269,6 +306,9 @@ def scenario_main():
     scene.frame_set(45)
     yield 0.5
     shot("take1_frame45")
+
+
+def _generate_warm():
     for i in range(3):
         yield from generate(f"warm{i + 1}", shots_every=None)
     warm = [FINDINGS["runs"][f"warm{i + 1}"]["keys_at"] for i in range(3)]
@@ -278,7 +318,11 @@ def scenario_main():
     check("warm Generates bake", all(FINDINGS["runs"][f"warm{i + 1}"]["takes_after"] == 2 + i
                                      for i in range(3)), warm_s=warm)
     shot("four_takes")
+
+
+def _switch_takes():
     # -- switch takes in the list ------------------------------------------------------------
+    head = settings().head
     head.emote_active_take = 0
     first = shape_action(head)
     head.emote_active_take = len(head.emote_takes) - 1
@@ -286,7 +330,11 @@ def scenario_main():
     check("switching takes in the list switches what plays",
           first == head.emote_takes[0].action.name and last == head.emote_takes[-1].action.name
           and first != last, first=first, last=last)
+
+
+def _undo_and_redo():
     # -- Ctrl+Z / Ctrl+Shift+Z undo and redo the last Generate ------------------------------
+    head = settings().head
     n = len(head.emote_takes)
     xdo("mousemove", "700", "500", "key", "ctrl+z")
     yield 2.0
@@ -297,6 +345,9 @@ def scenario_main():
     check("Ctrl+Z undoes one Generate and Ctrl+Shift+Z redoes it",
           n_undo == n - 1 and len(head.emote_takes) == n, before=n, undone=n_undo,
           redone=len(head.emote_takes))
+
+
+def _esc_during_a_long_generate(line_strip: str):
     # -- Esc during a long Generate keeps the scene and the warm runtime --------------------
     scene = bpy.context.scene
     with bpy.context.temp_override(**override("SEQUENCE_EDITOR", "WINDOW")):
@@ -326,6 +377,9 @@ def scenario_main():
     check("a Generate after the cancel is warm and bakes",
           rec["takes_after"] == rec["takes_before"] + 1
           and not any("loading pytorch" in lb.lower() for lb in rec["labels"]), **rec)
+
+
+def _export_both_formats():
     # -- both exports through their file browsers -------------------------------------------
     for op, name in (("export_gltf", "take.glb"), ("export_fbx", "take.fbx")):
         with bpy.context.temp_override(**override()):
@@ -350,7 +404,11 @@ def scenario_main():
         path = OUT / name
         check(f"{op} writes the file", path.is_file() and path.stat().st_size > 10000,
               size=path.stat().st_size if path.is_file() else None)
+
+
+def _save_the_file():
     # -- save the file (and the preferences, so the reopen starts with the extension on) ----
+    scene = bpy.context.scene
     scene.frame_set(45)
     FINDINGS["saved"] = {"takes": takes_of(settings().head),
                          "action": shape_action(settings().head)}
@@ -358,6 +416,9 @@ def scenario_main():
     bpy.ops.wm.save_userpref()
     check("the file saves", (OUT / "gui_session.blend").is_file())
     shot("saved")
+
+
+def _missing_audio():
     # -- an audio file gone missing: the error in words, wrapped in the panel, nothing changed
     gone = OUT / "gone_line.wav"
     gone.write_bytes(Path(os.environ["EMOTE_WAV"]).read_bytes())
