@@ -147,3 +147,30 @@ def test_a_failed_corpus_builder_stops_the_run_and_names_the_command(tmp_path):
 def test_every_stage_of_the_recipe_is_trained():
     assert tuple(SHIPPED.stages) == STAGES
     assert sum(SHIPPED.time_shares().values()) == pytest.approx(1.0)
+
+
+def test_data_run_builds_the_corpus_before_the_cache(tmp_path, monkeypatch):
+    from model_runtime.heads.head_model import save_head
+    from model_runtime.training import queen_data
+    from model_runtime.training.feature_cache import load_cache
+    from tests.test_training_smoke import pick_head, write_corpus
+
+    monkeypatch.setattr(queen_data, "QUEEN_1C", tmp_path / "not_installed.1c")
+    calls = []
+
+    def tiny_corpus_builder(module, args, nice=0):  # the tiny synthetic corpus stands in
+        calls.append(module)
+        out = Path(args[args.index("--out") + 1])
+        if not out.exists():
+            write_corpus(out)
+
+    monkeypatch.setattr(train_default, "_run_module", tiny_corpus_builder)
+    save_head(pick_head(), tmp_path / "head.npz")
+    data = tmp_path / "data"
+    assert train_default.main(["--data", str(data), "--out", str(tmp_path / "model"),
+                               "--device", "cpu", "--threads", "1", "--smoke", "--variants", "2",
+                               "--head", str(tmp_path / "head.npz"), "--build-cache-only"]) == 0
+    assert calls == ["model_runtime.training.corpus"] * 2
+    meta = load_cache(data / "train_run" / "cache.npz").meta
+    assert meta["corpus"]["corpora"] == [str(data / "corpus")]
+    assert meta["corpus"]["game_copies"] == SHIPPED.game_copies

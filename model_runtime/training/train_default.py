@@ -422,7 +422,7 @@ def ship(run: TrainingRun, folder: Path, stage_names: list[str], card: bool = Tr
 def main(argv=None) -> int:
     plan = make_plan(parse_args(argv, __doc__), argv)
     set_up(plan)
-    if plan.data is not None:
+    if plan.data is not None and not plan.cache_only:
         build_corpora(plan)
     t0 = time.time()
     log(f"[train] device {plan.device}, steps {plan.steps}, "
