@@ -14,7 +14,7 @@ import torch
 
 from model_runtime.training.recipe import SHIPPED, SMOKE, STAGES, Recipe
 
-W = SHIPPED.stage2_weights
+WEIGHTS = SHIPPED.stage2_weights  # the shipped stage-2 loss weights
 
 
 def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
@@ -59,9 +59,9 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     p.add_argument("--head", default=None, help="head-model .npz (default: the open head)")
     for name, what in (("lip", "lip-reading"), ("emotion", "emotion"), ("gap", "lip-gap"),
                        ("width", "mouth-width")):
-        p.add_argument(f"--{name}-weight", type=float, default=getattr(W, name),
+        p.add_argument(f"--{name}-weight", type=float, default=getattr(WEIGHTS, name),
                        help=f"stage-2 {what} loss weight")
-    p.add_argument("--closure-weight", type=float, default=W.closed,
+    p.add_argument("--closure-weight", type=float, default=WEIGHTS.closed,
                    help="stage-2 extra weight of the lip-gap error where the teacher's lips touch")
     p.add_argument("--stage1-width-weight", type=float, default=SHIPPED.stage1_width_weight,
                    help="stage-1 mouth-width loss weight")
@@ -91,7 +91,7 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
         teacher_variants=args.variants, game_copies=args.game_copies,
         stage1_width_weight=args.stage1_width_weight, stages=stages,
         stage2_weights=dataclasses.replace(
-            W, lip=args.lip_weight, emotion=args.emotion_weight, gap=args.gap_weight,
+            WEIGHTS, lip=args.lip_weight, emotion=args.emotion_weight, gap=args.gap_weight,
             width=args.width_weight, closed=args.closure_weight))
     if args.data is None:  # the corpus was given: this run builds none
         recipe = dataclasses.replace(recipe, corpus=(), use_game_corpus=False)
