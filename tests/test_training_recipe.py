@@ -126,6 +126,7 @@ def test_data_run_builds_the_corpus_with_the_scripts_commands(tmp_path, monkeypa
                          ["--out", str(data / "queen_corpus")], 10))
     assert builders.calls == expected
     assert plan.extra_corpora == ([data / "queen_corpus"] if game_installed else [])
+    assert plan.recipe.use_game_corpus == game_installed  # the record tells what was used
     if not game_installed:
         assert "flight-of-the-amazon-queen is not installed" in capsys.readouterr().out
     # a rerun finds every part done and builds nothing again

@@ -59,7 +59,7 @@ def _corpus_line(r: dict) -> str:
     parts = [f"{c['hours']:g} h of TTS speech (seed {c['seed']})"
              + (" with the Asterisk prompts" if c["asterisk"] else "") for c in r["corpus"]]
     if r["use_game_corpus"]:
-        parts.append("the game's real speakers when the game is installed")
+        parts.append("the game's real speakers (held-out characters only validate)")
     text = "; ".join(parts) if parts else "the corpus folders given to the command (above)"
     return f"{text}; game training clips {r['game_copies']}x augmented"
 

@@ -170,6 +170,7 @@ def build_corpora(plan: Plan) -> None:
     if not QUEEN_1C.is_file():
         log("flight-of-the-amazon-queen is not installed (apt-get install "
             "flight-of-the-amazon-queen): training without real game speakers")
+        plan.recipe = dataclasses.replace(recipe, use_game_corpus=False)  # as the record says
         return
     game = plan.data / "queen_corpus"
     if not (game / ".done").is_file():
