@@ -232,9 +232,12 @@ def test_every_stage_loss_goes_down(tiny, tmp_path):
                                  WindowSampler(c, va, 64, 8), tmp_path, 16, batch=6, lr=3e-3, **kw)
     _went_down(r, "ce")
 
+    # weights of this tiny check (the recipe's own weights lean on the gap and width terms)
+    weights = {"vertex": 1.0, "lip": 2.0, "emotion": 1.0, "gap": 0.5, "width": 0.0, "closed": 4.0}
     r = train_stage2(model, views, reader, clf, WindowSampler(c, tr, 64, 9),
-                     WindowSampler(c, va, 64, 10), tmp_path, 16, batch=4, lr=3e-3, **kw)
-    total = [h[1]["vertex_mm2"] + 2 * h[1]["lip"] + h[1]["emotion"]
+                     WindowSampler(c, va, 64, 10), tmp_path, 16, batch=4, lr=3e-3,
+                     weights=weights, **kw)
+    total = [h[1]["vertex_mm2"] + weights["lip"] * h[1]["lip"] + h[1]["emotion"]
              for h in r.history if "lip" in h[1]]
     assert np.mean(total[-3:]) < total[0], total
     # the FLINT decoder stayed frozen (weights and BatchNorm statistics) through both stages
@@ -298,7 +301,19 @@ def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
     assert p["loss_weights_stage2"]["width"] == 1.5 and p["width_weight_stage1"] == 0.0
     assert p["loss_weights_stage2"]["closed"] == 16.0
     assert p["trained_on"]["utterances"] == 12 and "val_closure_recall" in p["metrics"]["stage2"]
-    assert (out / "MODEL_CARD.md").read_text().count("synthetic") >= 1
+    # the record holds the recipe this run resolved: the recipe with the command's options
+    from model_runtime.training.plan import parse_args, resolve_recipe
+
+    r = p["resolved_recipe"]
+    assert r == json.loads(json.dumps(resolve_recipe(parse_args(args)).as_dict()))
+    assert r["stages"]["stage2"]["cpu_steps"] == 1500 and r["stages"]["stage1"]["batch"] == 4
+    assert r["stage2_weights"]["width"] == 1.5 and r["minutes_budget"] == 30.0
+    assert r["teacher_variants"] == 2 and r["corpus"] == [] and p["planned_steps"] == p["steps"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert card.count("synthetic") >= 1
+    # the card's recipe section is rendered from that record
+    assert "| stage2 | 3 (3) |" in card and "mouth width 1.5" in card and "counted 17x" in card
+    assert "Budget 30 min" in card and "2 teacher variants" in card
     assert (work / "stage1_model" / "config.json").is_file()
     assert sum(t.numel() * t.element_size() for t in model.state_dict().values()) < 25e6
     first = capsys.readouterr().out

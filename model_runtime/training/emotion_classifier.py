@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from model_runtime.emotions import N_EMOTIONS
+from model_runtime.training.recipe import SHIPPED
 
 
 
@@ -41,7 +42,8 @@ class EmotionClassifier(nn.Module):
 
 
 def train_emotion_classifier(clf: EmotionClassifier, views, sampler, val_sampler, work,
-                             steps: int, batch: int = 32, lr: float = 1e-3,
+                             steps: int, batch: int = SHIPPED.stages["emotion_classifier"].batch,
+                             lr: float = SHIPPED.stages["emotion_classifier"].lr,
                              budget_s: float = float("inf"), device: str = "cpu", log=print,
                              **loop_kw):
     """Soft cross-entropy against each window's mean emotion weights; returns the StageResult."""

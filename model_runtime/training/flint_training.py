@@ -7,10 +7,12 @@ import torch
 from model_runtime.networks.flint import FlintVAE
 from model_runtime.training.loop import run_stage
 from model_runtime.training.losses import vertex_mse
+from model_runtime.training.recipe import SHIPPED
 
 
-def train_flint(vae: FlintVAE, views, sampler, val_sampler, work, steps: int, batch: int = 32,
-                lr: float = 1e-3, kl_weight: float = 1e-3, budget_s: float = float("inf"),
+def train_flint(vae: FlintVAE, views, sampler, val_sampler, work, steps: int,
+                batch: int = SHIPPED.stages["flint"].batch, lr: float = SHIPPED.stages["flint"].lr,
+                kl_weight: float = SHIPPED.flint_kl_weight, budget_s: float = float("inf"),
                 device: str = "cpu", log=print, **loop_kw):
     """Reconstruct 32-frame windows of teacher motion [exp | jaw]; loss in mm^2 plus weighted KL.
 

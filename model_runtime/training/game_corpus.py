@@ -270,10 +270,77 @@ def resolve_talk_map(src: QueenSource, rec: Recogniser, out: Path) -> dict[str, 
     return talk_map
 
 
+def _match_clip(src: QueenSource, rec: Recogniser, talk_map: dict, unclaimed: list,
+                k: dict, audio: np.ndarray, dec: dict) -> tuple[str | None, str | None, str | None]:
+    """The script line a clip speaks, found by decoding it against the candidate parts of its
+    kind: (text, speaker, script source), each None when unknown; `dec` gets the match details."""
+    if k["kind"] == "dialogue":
+        files = talk_map.get(k["talk"])
+        if not files:  # unresolved conversation: the DOG files no vote claimed
+            files, search = unclaimed, "unclaimed_dog"
+        else:
+            search = "__".join(files).replace(".", "_")
+    elif k["kind"] == "description":
+        # the number in a JOE clip's name is not simply its QUEEN2.JAS line (taking it
+        # so failed most alignments), so descriptions are matched like cutscenes
+        files, search = ["QUEEN2.JAS"], "QUEEN2_JAS"
+    else:
+        files = [k["source"]]
+        search = k["source"].replace(".", "_")
+    idx = [i for f in files for i in src.by_source[f]]
+    words = [rec.words(src.parts[i]["text"]) for i in idx]
+    rec.use(search, words)
+    j, info = match_line(rec.decode(audio), words)
+    dec.update(info)
+    text, source = None, None
+    if j is not None:
+        text = src.parts[idx[j]]["text"]
+        source = src.parts[idx[j]]["source"]
+        dec.pop("reason", None)
+    if k["kind"] == "dialogue":
+        dec["talk"] = k["talk"]
+        # a person's clip speaks for the character whose file its line is in
+        speaker = "joe" if k["who"] == "joe" else (
+            src.qd.character_of(source) if source else None)
+    else:
+        speaker = "joe" if k["kind"] == "description" else "unknown"
+    return text, speaker, source
+
+
+def _aligned_record(aligner, out: Path, name: str, k: dict, audio: np.ndarray, text: str,
+                    speaker: str | None, source: str | None, dec: dict) -> dict | None:
+    """The manifest row of a clip whose line is known, with its wav written, or None (and the
+    reason in `dec`) when the forced alignment fails or is implausible."""
+    from model_runtime.training import queen_data as qd, speaker_split
+    from model_runtime.training.corpus import _write_wav
+
+    res = aligner.align(audio, text)
+    if res is None:
+        dec["reason"] = "forced alignment failed"
+        return None
+    why = plausibility(res["phones"], res["words"], len(aligner.words(text)), audio)
+    if why:
+        dec["reason"] = why
+        return None
+    uid = f"queen-{name}"
+    _write_wav(out / "wavs" / f"{uid}.wav", audio)
+    r = {"id": uid, "wav": f"wavs/{uid}.wav", "phones": res["phones"],
+         "words": res["words"], "text": text, "voice": f"queen:{speaker}",
+         "speaker": f"queen:{speaker}", "engine": "pocketsphinx-align",
+         "augment": "game-11k", "source": "game", "game": "queen",
+         "clip_kind": k["kind"], "script_source": source,
+         "talk": k.get("talk"), "who": k.get("who"),
+         "licence": qd.QUEEN_LICENCE}
+    try:
+        r["split"] = speaker_split.split_of(r)
+    except FileNotFoundError:  # the held-out list is chosen after a build
+        r["split"] = "pending"
+    return r
+
+
 def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=log) -> dict:
     """Build (or continue) the corpus; returns counts of kept and dropped clips."""
-    from model_runtime.training import align, queen_data as qd, speaker_split
-    from model_runtime.training.corpus import _write_wav
+    from model_runtime.training import align
 
     out.mkdir(parents=True, exist_ok=True)
     src = QueenSource()
@@ -298,66 +365,17 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
             dur = len(audio) / 16000
             audio_s += dur
             dec = {"clip": name, "kind": k["kind"], "seconds": round(dur, 2)}
-            text, speaker, source = None, None, None
+            text = None
             if not MIN_CLIP_S <= dur <= MAX_CLIP_S:
                 dec["reason"] = f"clip lasts {dur:.1f} s (kept {MIN_CLIP_S}-{MAX_CLIP_S} s)"
             else:
-                if k["kind"] == "dialogue":
-                    files = talk_map.get(k["talk"])
-                    if not files:  # unresolved conversation: the DOG files no vote claimed
-                        files, search = unclaimed, "unclaimed_dog"
-                    else:
-                        search = "__".join(files).replace(".", "_")
-                elif k["kind"] == "description":
-                    # the number in a JOE clip's name is not simply its QUEEN2.JAS line (taking it
-                    # so failed most alignments), so descriptions are matched like cutscenes
-                    files, search = ["QUEEN2.JAS"], "QUEEN2_JAS"
-                else:
-                    files = [k["source"]]
-                    search = k["source"].replace(".", "_")
-                idx = [i for f in files for i in src.by_source[f]]
-                words = [rec.words(src.parts[i]["text"]) for i in idx]
-                rec.use(search, words)
-                j, info = match_line(rec.decode(audio), words)
-                dec.update(info)
-                if j is not None:
-                    text = src.parts[idx[j]]["text"]
-                    source = src.parts[idx[j]]["source"]
-                    dec.pop("reason", None)
-                if k["kind"] == "dialogue":
-                    dec["talk"] = k["talk"]
-                    # a person's clip speaks for the character whose file its line is in
-                    speaker = "joe" if k["who"] == "joe" else (
-                        qd.character_of(source) if source else None)
-                else:
-                    speaker = "joe" if k["kind"] == "description" else "unknown"
-            if text is not None:
-                res = aligner.align(audio, text)
-                if res is None:
-                    dec["reason"] = "forced alignment failed"
-                else:
-                    why = plausibility(res["phones"], res["words"], len(aligner.words(text)),
-                                       audio)
-                    if why:
-                        dec["reason"] = why
-                    else:
-                        uid = f"queen-{name}"
-                        _write_wav(out / "wavs" / f"{uid}.wav", audio)
-                        r = {"id": uid, "wav": f"wavs/{uid}.wav", "phones": res["phones"],
-                             "words": res["words"], "text": text, "voice": f"queen:{speaker}",
-                             "speaker": f"queen:{speaker}", "engine": "pocketsphinx-align",
-                             "augment": "game-11k", "source": "game", "game": "queen",
-                             "clip_kind": k["kind"], "script_source": source,
-                             "talk": k.get("talk"), "who": k.get("who"),
-                             "licence": qd.QUEEN_LICENCE}
-                        try:
-                            r["split"] = speaker_split.split_of(r)
-                        except FileNotFoundError:  # the held-out list is chosen after a build
-                            r["split"] = "pending"
-                        mf.write(json.dumps(r) + "\n")
-                        mf.flush()
-                        dec.update(status="kept", speaker=r["speaker"], text=text,
-                                   split=r["split"])
+                text, speaker, source = _match_clip(src, rec, talk_map, unclaimed, k, audio, dec)
+            r = (_aligned_record(aligner, out, name, k, audio, text, speaker, source, dec)
+                 if text is not None else None)
+            if r is not None:
+                mf.write(json.dumps(r) + "\n")
+                mf.flush()
+                dec.update(status="kept", speaker=r["speaker"], text=text, split=r["split"])
             if dec.get("status") != "kept":
                 dec["status"] = "dropped"
                 dec.setdefault("reason", "no text found")

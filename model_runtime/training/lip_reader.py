@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from model_runtime.training.phones import PHONE_CLASSES
+from model_runtime.training.recipe import SHIPPED
 
 
 class LipReader(nn.Module):
@@ -36,7 +37,8 @@ class LipReader(nn.Module):
 
 
 def train_lip_reader(reader: LipReader, views, sampler, val_sampler, work, steps: int,
-                     batch: int = 32, lr: float = 1e-3, budget_s: float = float("inf"),
+                     batch: int = SHIPPED.stages["lip_reader"].batch,
+                     lr: float = SHIPPED.stages["lip_reader"].lr, budget_s: float = float("inf"),
                      device: str = "cpu", log=print, **loop_kw):
     """Cross-entropy on per-frame phone classes of teacher animations; returns the StageResult."""
     from model_runtime.training.loop import classifier_step_and_val, run_stage

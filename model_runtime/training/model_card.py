@@ -54,6 +54,54 @@ def _checks(checks: dict | None) -> str:
     return "\nFurther checks:\n" + "\n".join(f"- {k}: {json.dumps(v)}" for k, v in checks.items()) + "\n"
 
 
+def _corpus_line(r: dict) -> str:
+    """The recipe's corpus parts, or a note that the run was given its corpus."""
+    parts = [f"{c['hours']:g} h of TTS speech (seed {c['seed']})"
+             + (" with the Asterisk prompts" if c["asterisk"] else "") for c in r["corpus"]]
+    if r["use_game_corpus"]:
+        parts.append("the game's real speakers (held-out characters only validate)")
+    text = "; ".join(parts) if parts else "the corpus folders given to the command (above)"
+    return f"{text}; game training clips {r['game_copies']}x augmented"
+
+
+def _recipe_section(p: dict) -> str:
+    """The Recipe section from the record's resolved recipe (`resolved_recipe`), or from the
+    separate fields older checkpoints recorded."""
+    r = p.get("resolved_recipe")
+    if r is None:
+        return f"""{p.get('recipe', '')}.
+- Steps: {json.dumps(p.get('steps', {}))}; minutes: {json.dumps(p.get('minutes', {}))}
+- Device: {p.get('device', '?')} (steps scale {p.get('steps_scale', '?')}),
+  torch {p.get('torch', '?')}
+- Batch sizes {json.dumps(p.get('batch', {}))}, learning rates {json.dumps(p.get('lr', {}))},
+  windows of {p.get('window_frames', '?')} frames, {p.get('cache_variants', '?')} teacher
+  variants per utterance.
+- Stage-2 loss weights: {json.dumps(p.get('loss_weights_stage2', {}))} (vertex loss in mm^2,
+  perceptual losses as 1 - cosine); FLINT KL weight {p.get('flint_kl_weight', '?')}."""
+    steps, planned, minutes = p.get("steps", {}), p.get("planned_steps", {}), p.get("minutes", {})
+    rows = [f"| {k} | {steps.get(k, '-')} ({planned.get(k, '?')}) | {minutes.get(k, '-')} | "
+            f"{s['batch']} | {s['lr']:g} | {s['time_share']:g} |" for k, s in r["stages"].items()]
+    w = r["stage2_weights"]
+    return f"""{p.get('recipe', '')}; the values of `model_runtime/training/recipe.py` with the
+command's options (provenance `resolved_recipe` in `config.json`).
+- Corpus: {_corpus_line(r)}.
+- Feature cache: {r['teacher_variants']} teacher variants per utterance; training windows of
+  {r['window_frames']} frames (FLINT {r['flint_window_frames']}); seed {r['seed']}.
+- Budget {r['minutes_budget']:g} min on {p.get('device', '?')} (steps scale
+  {p.get('steps_scale', '?')}), torch {p.get('torch', '?')}; lip reader and emotion classifier
+  {r['perceptual_hidden']} wide.
+
+| stage | steps run (planned) | minutes | batch | learning rate | budget share |
+| --- | --- | --- | --- | --- | --- |
+{chr(10).join(rows)}
+
+- Loss weights: FLINT KL {r['flint_kl_weight']:g}; stage 1 lip gap {r['stage1_gap_weight']:g},
+  mouth width {r['stage1_width_weight']:g}; stage 2 vertex {w['vertex']:g}, lip reading
+  {w['lip']:g}, emotion {w['emotion']:g}, lip gap {w['gap']:g} (frames where the teacher's lips
+  touch counted {1 + w['closed']:g}x), mouth width {w['width']:g} (vertex loss in mm^2, lip gap
+  and width L1 in mm, perceptual losses as 1 - cosine)."""
+
+
 def render(config: dict) -> str:
     """Markdown text of the model card for a checkpoint config."""
     p = config.get("provenance", {})
@@ -95,15 +143,7 @@ There is no motion capture: targets are produced by `{p.get('teacher', 'the proc
 The model can only be as good as that teacher; it learns to reproduce it from audio alone.
 
 ## Recipe
-{p.get('recipe', '')}.
-- Steps: {json.dumps(p.get('steps', {}))}; minutes: {json.dumps(p.get('minutes', {}))}
-- Device: {p.get('device', '?')} (steps scale {p.get('steps_scale', '?')}),
-  torch {p.get('torch', '?')}
-- Batch sizes {json.dumps(p.get('batch', {}))}, learning rates {json.dumps(p.get('lr', {}))},
-  windows of {p.get('window_frames', '?')} frames, {p.get('cache_variants', '?')} teacher
-  variants per utterance.
-- Stage-2 loss weights: {json.dumps(p.get('loss_weights_stage2', {}))} (vertex loss in mm^2,
-  perceptual losses as 1 - cosine); FLINT KL weight {p.get('flint_kl_weight', '?')}.
+{_recipe_section(p)}
 - Command: `{p.get('command', '')}` (commit {p.get('git_commit', '?')}, {p.get('date', '?')}).
 
 ## Metrics (last logged values; val_* on the held-out val split)

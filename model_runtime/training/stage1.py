@@ -6,10 +6,8 @@ import torch
 
 from model_runtime.training.loop import run_stage
 from model_runtime.training.losses import lip_gap_loss, mouth_width_loss, vertex_mse
+from model_runtime.training.recipe import SHIPPED
 from model_runtime.training.validation import lip_sync_proxy
-
-
-GAP_WEIGHT = 0.5  # lip-gap L1 (mm) next to the vertex MSE (mm^2)
 
 
 def trainable(model) -> list:
@@ -27,12 +25,15 @@ def predict_vertices(model, views, b: dict, cond: torch.Tensor | None = None):
     return views(out[..., :E], out[..., E:])
 
 
-def train_stage1(model, views, sampler, val_sampler, work, steps: int, batch: int = 16,
-                 lr: float = 5e-4, budget_s: float = float("inf"), device: str = "cpu",
-                 name: str = "stage1", gap_weight: float = GAP_WEIGHT, width_weight: float = 0.0,
+def train_stage1(model, views, sampler, val_sampler, work, steps: int,
+                 batch: int = SHIPPED.stages["stage1"].batch,
+                 lr: float = SHIPPED.stages["stage1"].lr, budget_s: float = float("inf"),
+                 device: str = "cpu", name: str = "stage1",
+                 gap_weight: float = SHIPPED.stage1_gap_weight,
+                 width_weight: float = SHIPPED.stage1_width_weight,
                  log=print, **loop_kw):
-    """Vertex MSE (mm^2, face region) plus the lip-gap and mouth-width terms against the teacher;
-    val: loss and the lip-sync proxy."""
+    """Vertex MSE (mm^2, face region) plus the lip-gap (L1, mm) and mouth-width terms against
+    the teacher; val: loss and the lip-sync proxy."""
     params = trainable(model)
 
     def batch_loss(b):

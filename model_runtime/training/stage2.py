@@ -14,6 +14,7 @@ import torch
 
 from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
 from model_runtime.training.loop import run_stage
+from model_runtime.training.recipe import SHIPPED
 from model_runtime.training.losses import (cosine_distance, lip_gap_loss, mouth_width_loss,
                                           vertex_mse)
 from model_runtime.training.stage1 import predict_vertices, trainable
@@ -56,7 +57,7 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
     # the copy keeps the original's lip gap: content (seals, openings) survives the new emotion
     gap_ref = views.lip_gap_mm(ref)
     gap = lip_gap_loss(views.lip_gap_mm(pred), torch.cat([gap_ref, gap_ref], 0), mask2,
-                       closed_weight=weights.get("closed", CLOSED_WEIGHT))
+                       closed_weight=weights["closed"])
     # mouth width on the original half only: a new emotion may widen (smile) or narrow the mouth
     width = mouth_width_loss(views.mouth_width_mm(pred[:B]), views.mouth_width_mm(ref), mask)
     lip_pred = lip_reader.features(views.mouth(pred))
@@ -66,20 +67,19 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
     lip_copy = cosine_distance(lip_pred[B:], lip_ref, mask)
     emo_copy = cosine_distance(emo_pred[B:], emo_ref[perm])
     loss = (weights["vertex"] * vert + weights["lip"] * lip + weights["emotion"] * emo
-            + weights.get("gap", 0.0) * gap + weights.get("width", 0.0) * width)
+            + weights["gap"] * gap + weights["width"] * width)
     return loss, {"vertex_mm2": vert.item(), "lip": lip.item(), "emotion": emo.item(),
                   "gap_mm": gap.item(), "width_mm": width.item(),
                   "lip_copy": lip_copy.item(), "emotion_copy": emo_copy.item()}
 
 
-# extra weight of the lip-gap error on frames where the teacher's lips touch (bilabial seals)
-CLOSED_WEIGHT = 4.0
-DEFAULT_WEIGHTS = {"vertex": 1.0, "lip": 2.0, "emotion": 1.0, "gap": 0.5, "width": 0.0,
-                   "closed": CLOSED_WEIGHT}
+# the shipped recipe's loss weights (recipe.Stage2Weights says what each weighs)
+DEFAULT_WEIGHTS = SHIPPED.stage2_weights.as_dict()
 
 
 def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, work, steps: int,
-                 batch: int = 16, lr: float = 2e-4, weights: dict | None = None,
+                 batch: int = SHIPPED.stages["stage2"].batch,
+                 lr: float = SHIPPED.stages["stage2"].lr, weights: dict | None = None,
                  budget_s: float = float("inf"), device: str = "cpu", seed: int = 0,
                  log=print, **loop_kw):
     """Fine-tune the stage-1 model with the EMOTE stage-2 losses; perceptual nets stay frozen."""

@@ -1,103 +1,64 @@
 """One command from nothing to the bundled default model, resumable, with progress lines.
 
+    python -m model_runtime.training.train_default --data data [--out model_runtime/default_model]
+        [--resume] [--tts-only] [--no-game]
     python -m model_runtime.training.train_default --corpus data/corpus \
         [--extra-corpus data/asterisk] --work data/train_run --out model_runtime/default_model \
-        [--device auto] [--minutes-budget 110] [--resume] [--cache-only] [--tts-only] \
+        [--device auto] [--minutes-budget 105] [--resume] [--cache-only] [--tts-only] \
         [--stage1-only] [--build-cache-only]
 
-Stages, in order (EMOTE's recipe at our scale): feature/target cache, FLINT motion prior,
-stage 1 (vertex loss), lip reader, emotion classifier, stage 2 (vertex + lip-reading + emotion
-losses with content-emotion exchange, FLINT decoder frozen). Every stage checkpoints into
-`--work` and a rerun with --resume continues where it stopped. The stage-1 model is also saved
-as `<work>/stage1_model` for the stage-1 vs stage-2 comparison.
+Every number of the recipe comes from `model_runtime/training/recipe.py` (`SHIPPED`); each
+option below overrides one of them. Phases, in order (EMOTE's recipe at our scale): with --data,
+the corpus (TTS speech and the Asterisk prompts, then the game's real speakers when the game is
+installed); the feature/target cache; FLINT motion prior; stage 1 (vertex loss); lip reader;
+emotion classifier; stage 2 (vertex + lip-reading + emotion losses with content-emotion exchange,
+FLINT decoder frozen); the checkpoint with its model card. Every stage checkpoints into `--work`
+and a rerun with --resume continues where it stopped. The stage-1 model is also saved as
+`<work>/stage1_model` for the stage-1 vs stage-2 comparison. The checkpoint's config.json records
+the resolved recipe (provenance `resolved_recipe`).
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# Steps per stage on a 2-core CPU (about 95 min of training there); a GPU runs GPU_SCALE x.
-CPU_STEPS = {"flint": 1500, "stage1": 3000, "lip_reader": 800, "emotion_classifier": 600,
-             "stage2": 2200}
-GPU_SCALE = 6
-# Share of the time budget (after the cache) each stage may use at most.
-TIME_SHARE = {"flint": 0.11, "stage1": 0.34, "lip_reader": 0.06, "emotion_classifier": 0.05,
-              "stage2": 0.44}
-BATCH = {"flint": 32, "stage1": 16, "lip_reader": 32, "emotion_classifier": 32, "stage2": 12}
-LR = {"flint": 1e-3, "stage1": 5e-4, "lip_reader": 1e-3, "emotion_classifier": 1e-3,
-      "stage2": 2e-4}
-WINDOW = 64
-from model_runtime.inference import WHOLE_CLIP_NORMALISATION as AUDIO_NORMALISATION  # noqa: E402
-FLINT_WINDOW = 32
-# --smoke: a tiny architecture, batches and loss regions to check the whole pipeline in seconds.
-SMOKE_ARCH = {"n_mels": 32, "logmel_channels": 32, "logmel_dilations": [1, 2], "seq_dim": 32,
-              "style_dim": 32, "n_heads": 4, "ff_dim": 64, "latent_dim": 32, "flint_heads": 4,
-              "flint_ff": 64}
+from model_runtime.inference import WHOLE_CLIP_NORMALISATION as AUDIO_NORMALISATION
+from model_runtime.training.plan import Plan, make_plan, parse_args
+from model_runtime.training.recipe import DESCRIPTION, SMOKE, TEACHER, CorpusPart, Recipe
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# (torch seed, sampler seed) of each stage, as offsets from the recipe's seed
+SEED_OFFSETS = {"flint": (0, 1), "stage1": (2, 2), "lip_reader": (3, 3),
+                "emotion_classifier": (4, 4), "stage2": (5, 5)}
 
 
 def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m model_runtime.training.train_default",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--corpus", default="data/corpus", help="corpus folder with manifest.jsonl")
-    p.add_argument("--extra-corpus", action="append", default=[],
-                   help="more corpus folders (e.g. data/asterisk); repeatable")
-    p.add_argument("--game-copies", type=int, default=0,
-                   help="augmented copies of each training clip of a game corpus (speaker, rate, "
-                        "room, noise, 16/11/8 kHz channel); held-out speakers never")
-    p.add_argument("--work", default="data/train_run", help="stage checkpoints and the cache")
-    p.add_argument("--out", default="model_runtime/default_model", help="final checkpoint folder")
-    p.add_argument("--cache", default=None, help="cache file (default <work>/cache.npz)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--minutes-budget", type=float, default=110.0)
-    p.add_argument("--resume", action="store_true", help="continue from <work> (else it must be "
-                   "empty or absent)")
-    p.add_argument("--cache-only", action="store_true",
-                   help="train from an existing cache only (no corpus or TTS tools needed)")
-    p.add_argument("--build-cache-only", action="store_true",
-                   help="build the cache (e.g. to copy it to a GPU machine) and stop")
-    p.add_argument("--tts-only", action="store_true", help="train on TTS utterances only")
-    p.add_argument("--stage1-only", action="store_true", help="stop after stage 1 and ship it")
-    p.add_argument("--variants", type=int, default=8, help="teacher variants per utterance")
-    p.add_argument("--steps-scale", type=float, default=None,
-                   help="multiply default steps (default: 1 on CPU, %d on GPU)" % GPU_SCALE)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--head", default=None, help="head-model .npz (default: the open head)")
-    p.add_argument("--lip-weight", type=float, default=None, help="stage-2 lip-reading loss weight")
-    p.add_argument("--emotion-weight", type=float, default=None, help="stage-2 emotion loss weight")
-    p.add_argument("--gap-weight", type=float, default=None,
-                   help="stage-2 lip-gap loss weight (stage 1 keeps GAP_WEIGHT)")
-    p.add_argument("--width-weight", type=float, default=None,
-                   help="stage-2 mouth-width loss weight (0 unless given)")
-    p.add_argument("--closure-weight", type=float, default=None,
-                   help="stage-2 extra weight of the lip-gap error where the teacher's lips touch "
-                        "(default stage2.CLOSED_WEIGHT = 4)")
-    p.add_argument("--stage1-width-weight", type=float, default=0.0,
-                   help="stage-1 mouth-width loss weight (default 0: at 1.5 it lifted dev "
-                        "rounding but cost closures, 0.82 against 0.85 without it)")
-    p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
-                   help="steps of one stage on a CPU (scaled on a GPU like the rest), e.g. "
-                        "stage2=2200; repeatable")
-    p.add_argument("--init-from", default=None,
-                   help="checkpoint folder to fine-tune: skips FLINT and stage 1 and continues "
-                        "with the lip reader, the emotion classifier and stage 2 from its weights")
-    p.add_argument("--smoke", action="store_true",
-                   help="tiny architecture and batches (pipeline check, not a usable model)")
-    p.add_argument("--log-every", type=int, default=20, help="progress line every N steps")
-    return p.parse_args(argv)
+def set_up(plan: Plan) -> None:
+    """Refuse a destination or a run folder that would cost files (now, not after hours of
+    training), then create the run folder and set the CPU threads."""
+    from model_runtime.checkpoints import check_output_folder
+
+    check_output_folder(plan.out)
+    work = plan.work
+    if work.exists() and any(p.name != "cache.npz" for p in work.iterdir()) and not plan.resume:
+        raise SystemExit(f"{work} already holds a run; add --resume to continue it or choose "
+                         "another --work folder")
+    work.mkdir(parents=True, exist_ok=True)
+    if plan.device == "cpu":
+        torch.set_num_threads(plan.threads or min(2, os.cpu_count() or 1))
 
 
 def _read_manifest(folder: Path) -> list[dict]:
@@ -172,27 +133,75 @@ def load_utterances(folders: list[Path], game_copies: int = 0, seed: int = 0):
     return utts, summary
 
 
-def ensure_cache(args, arch: dict) -> Path:
+def _run_module(module: str, args: list[str], nice: int = 0) -> None:
+    """Run `python -m module args` (a corpus builder) in its own process; stop on failure."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [
+        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    cmd = [sys.executable, "-m", module, *args]
+    if nice:
+        cmd = ["nice", "-n", str(nice), *cmd]
+    if subprocess.run(cmd, env=env).returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed (see its output above); rerun the same "
+                         "command to continue")
+
+
+def corpus_command(part: CorpusPart, out: Path) -> list[str]:
+    """Arguments of model_runtime.training.corpus that build one part of the recipe's corpus."""
+    return (["--out", str(out), "--hours", str(part.hours), "--seed", str(part.seed)]
+            + (["--asterisk"] if part.asterisk else []))
+
+
+def build_corpora(plan: Plan) -> None:
+    """With --data: the recipe's corpus, then the game corpus, each part skipped once its done
+    marker exists (deterministic per seed; the builders also resume by utterance/clip id)."""
+    from model_runtime.training.queen_data import QUEEN_1C
+
+    recipe = plan.recipe
+    for i, part in enumerate(recipe.corpus, 1):
+        marker = plan.corpus / f".stage{i}_done"
+        if not marker.is_file():
+            log(f"[corpus] part {i}: {part.hours:g} h of TTS speech (seed {part.seed})"
+                + (" and the Asterisk prompts" if part.asterisk else ""))
+            _run_module("model_runtime.training.corpus", corpus_command(part, plan.corpus))
+            marker.touch()
+    if not recipe.use_game_corpus:
+        return
+    if not QUEEN_1C.is_file():
+        log("flight-of-the-amazon-queen is not installed (apt-get install "
+            "flight-of-the-amazon-queen): training without real game speakers")
+        plan.recipe = dataclasses.replace(recipe, use_game_corpus=False)  # as the record says
+        return
+    game = plan.data / "queen_corpus"
+    if not (game / ".done").is_file():
+        log("[corpus] the game's real speakers (about an hour on 2 cores, resumable)")
+        _run_module("model_runtime.training.game_corpus", ["--out", str(game)], nice=10)
+        (game / ".done").touch()
+    if game not in plan.extra_corpora:
+        plan.extra_corpora.append(game)
+
+
+def ensure_cache(plan: Plan) -> Path:
     """Build the cache unless it exists (or --cache-only says it must)."""
     from model_runtime.networks.audio_encoders import LogMelEncoder
     from model_runtime.training import teacher
     from model_runtime.training.feature_cache import build_cache
 
-    path = Path(args.cache) if args.cache else Path(args.work) / "cache.npz"
+    path, recipe = plan.cache, plan.recipe
     if path.is_file():
         log(f"[cache] using {path}")
         return path
-    if args.cache_only:
+    if plan.cache_only:
         raise SystemExit(f"--cache-only but no cache at {path}; build it first without "
                          "--cache-only on a machine with the corpus")
-    folders = [Path(args.corpus)] + [Path(f) for f in args.extra_corpus]
+    folders = [plan.corpus] + plan.extra_corpora
     for f in folders:
         if not (f / "manifest.jsonl").is_file():
             raise SystemExit(f"no manifest.jsonl in {f}; build the corpus first")
-    utts, summary = load_utterances(folders, args.game_copies, args.seed)
-    summary["game_copies"] = args.game_copies
+    utts, summary = load_utterances(folders, recipe.game_copies, recipe.seed)
+    summary["game_copies"] = recipe.game_copies
     log(f"[cache] {summary['utterances']} utterances, {summary['minutes']:.1f} min of audio")
-    enc = LogMelEncoder(arch)
+    enc = LogMelEncoder(plan.arch)
 
     def feature_fn(a):
         with torch.no_grad():
@@ -202,8 +211,9 @@ def ensure_cache(args, arch: dict) -> Path:
         return teacher.teacher_animation(phones, audio, w, i, style, rng)
 
     return build_cache(utts, path, feature_fn, teacher_fn, teacher.random_emotion_curve,
-                       list(teacher.STYLES), variants=args.variants, seed=args.seed,
-                       extra_meta={"corpus": summary, "n_mels": int(arch["n_mels"])}, progress=log)
+                       list(teacher.STYLES), variants=recipe.teacher_variants, seed=recipe.seed,
+                       extra_meta={"corpus": summary, "n_mels": int(plan.arch["n_mels"])},
+                       progress=log)
 
 
 def load_head(path: str | None = None):
@@ -223,182 +233,221 @@ def git_commit() -> str:
         return ""
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from model_runtime.checkpoints import (check_output_folder, default_arch, make_config,
-                                           save_checkpoint)
+@dataclass
+class TrainingRun:
+    """What the training phases share: the plan, the cache and its split, the loss views of
+    the head, each stage's time budget, and the results so far."""
+    plan: Plan
+    cache: object
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    head: object
+    views: object
+    budgets: dict[str, float]
+    results: dict = field(default_factory=dict)
+    model: object = None  # the talking head, once stage 1 (or --init-from) made it
+    init_provenance: dict | None = None
 
-    check_output_folder(args.out)  # refused now, not after hours of training
-    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
-    from model_runtime.networks.flint import FlintVAE
-    from model_runtime.networks.talking_head import TalkingHead
-    from model_runtime.training import teacher
-    from model_runtime.training.dataset import WindowSampler
-    from model_runtime.training.emotion_classifier import (EmotionClassifier,
-                                                           train_emotion_classifier)
+    def seeded_samplers(self, stage: str, window: int):
+        """Seed torch for `stage` and give its (train, val) window samplers."""
+        from model_runtime.training.dataset import WindowSampler
+
+        torch_offset, sampler_offset = SEED_OFFSETS[stage]
+        torch.manual_seed(self.plan.recipe.seed + torch_offset)
+        seed = self.plan.recipe.seed + sampler_offset
+        return (WindowSampler(self.cache, self.train_idx, window, seed=seed),
+                WindowSampler(self.cache, self.val_idx, window, seed=seed + 1000))
+
+    def stage_args(self, stage: str) -> dict:
+        """The loop settings every stage function takes, from the plan and recipe."""
+        s = self.plan.recipe.stages[stage]
+        return {"steps": self.plan.steps[stage], "batch": s.batch, "lr": s.lr,
+                "budget_s": self.budgets[stage], "device": self.plan.device, "log": log,
+                "log_every": self.plan.log_every}
+
+
+def _recipe_of_cache(recipe: Recipe, cache) -> Recipe:
+    """The recipe with the teacher variants and game copies of the cache actually used (one
+    built earlier may hold others than this command asks for)."""
+    corpus = cache.meta.get("corpus", {})
+    return dataclasses.replace(recipe, teacher_variants=int(cache.variants),
+                               game_copies=int(corpus.get("game_copies", recipe.game_copies)))
+
+
+def open_run(plan: Plan, cache_path: Path, head, t0: float) -> TrainingRun:
+    """Load the cache, pick the training and validation utterances, and share the time left
+    of the budget between the stages this run trains."""
     from model_runtime.training.feature_cache import load_cache
-    from model_runtime.training.flint_training import train_flint
     from model_runtime.training.head_views import HeadViews
-    from model_runtime.training.lip_reader import LipReader, train_lip_reader
-    from model_runtime.training.model_card import write_model_card
-    from model_runtime.training.stage1 import GAP_WEIGHT, train_stage1
-    from model_runtime.training.stage2 import DEFAULT_WEIGHTS, train_stage2
 
-    t0 = time.time()
-    work = Path(args.work)
-    if work.exists() and any(p.name != "cache.npz" for p in work.iterdir()) and not args.resume:
-        raise SystemExit(f"{work} already holds a run; add --resume to continue it or choose "
-                         "another --work folder")
-    work.mkdir(parents=True, exist_ok=True)
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
-        "cpu" if args.device == "auto" else args.device)
-    if device == "cpu":
-        torch.set_num_threads(args.threads or min(2, os.cpu_count() or 1))
-    scale = args.steps_scale if args.steps_scale is not None else (
-        1.0 if device == "cpu" else GPU_SCALE)
-    cpu_steps = dict(CPU_STEPS)
-    for item in args.steps:
-        name, _, n = item.partition("=")
-        if name not in cpu_steps or not n.isdigit():
-            raise SystemExit(f"--steps {item!r}: give STAGE=N with STAGE one of "
-                             f"{', '.join(cpu_steps)}")
-        cpu_steps[name] = int(n)
-    steps = {k: max(1, int(round(v * scale))) for k, v in cpu_steps.items()}
-    log(f"[train] device {device}, steps {steps}, budget {args.minutes_budget:.0f} min")
-
-    head = load_head(args.head)
-    styles = list(teacher.STYLES)
-    arch = default_arch(len(OPEN_HEAD_CHANNELS) + 3, len(styles))
-    batch = dict(BATCH)
-    if args.smoke:
-        arch.update(SMOKE_ARCH)
-        batch = {k: 4 for k in BATCH}
-    cache_path = ensure_cache(args, arch)
-    if args.build_cache_only:
-        log(f"[train] cache ready at {cache_path}")
-        return 0
     cache = load_cache(cache_path)
-    if int(cache.meta.get("n_mels", arch["n_mels"])) != int(arch["n_mels"]):
+    n_mels = int(plan.arch["n_mels"])
+    if int(cache.meta.get("n_mels", n_mels)) != n_mels:
         raise SystemExit(f"{cache_path} holds {cache.meta['n_mels']}-band features but this "
-                         f"architecture needs {arch['n_mels']}; use another --cache")
-    sources = ("tts",) if args.tts_only else None
+                         f"architecture needs {n_mels}; use another --cache")
+    sources = ("tts",) if plan.tts_only else None
     tr, va = cache.indices("train", sources), cache.indices("val", sources)
     if len(va) == 0:
         va = tr[:1]
     log(f"[train] {len(tr)} train / {len(va)} val utterances"
-        f"{' (TTS only)' if args.tts_only else ''}")
-    given = {"lip": args.lip_weight, "emotion": args.emotion_weight, "gap": args.gap_weight,
-             "width": args.width_weight, "closed": args.closure_weight}
-    weights = {**DEFAULT_WEIGHTS, **{k: v for k, v in given.items() if v is not None}}
-    budget = max(60.0, args.minutes_budget * 60 - (time.time() - t0))
-    shares = {k: v for k, v in TIME_SHARE.items()
-              if not (args.init_from and k in ("flint", "stage1"))}  # a fine-tune skips those two
-    b_s = {k: v / sum(shares.values()) * budget for k, v in shares.items()}
+        f"{' (TTS only)' if plan.tts_only else ''}")
+    plan.recipe = _recipe_of_cache(plan.recipe, cache)
+    budget = max(60.0, plan.recipe.minutes_budget * 60 - (time.time() - t0))
+    shares = {k: v for k, v in plan.recipe.time_shares().items()
+              if not (plan.init_from and k in ("flint", "stage1"))}  # a fine-tune skips those two
+    budgets = {k: v / sum(shares.values()) * budget for k, v in shares.items()}
+    views = (HeadViews(head, *SMOKE.head_views) if plan.smoke else HeadViews(head))
+    return TrainingRun(plan=plan, cache=cache, train_idx=tr, val_idx=va, head=head,
+                       views=views.to(plan.device), budgets=budgets)
 
-    def samplers(window, seed):
-        return (WindowSampler(cache, tr, window, seed=seed),
-                WindowSampler(cache, va, window, seed=seed + 1000))
 
-    views = (HeadViews(head, 300, 32, 100) if args.smoke else HeadViews(head)).to(device)
-    results = {}
+def train_motion_prior(run: TrainingRun):
+    """FLINT: the temporal VAE whose decoder becomes the talking head's output layer."""
+    from model_runtime.networks.flint import FlintVAE
+    from model_runtime.training.flint_training import train_flint
 
-    init_provenance = None
-    if args.init_from:
-        from model_runtime.checkpoints import load_checkpoint
+    plan = run.plan
+    train, val = run.seeded_samplers("flint", plan.recipe.flint_window_frames)
+    vae = FlintVAE({**plan.arch}).to(plan.device)
+    run.results["flint"] = train_flint(vae, run.views, train, val, plan.work,
+                                       kl_weight=plan.recipe.flint_kl_weight,
+                                       **run.stage_args("flint"))
+    return vae
 
-        init_model, init_cfg = load_checkpoint(args.init_from)
-        if init_cfg["architecture"] != arch:
-            raise SystemExit(f"{args.init_from} has another architecture than this command builds")
-        model = TalkingHead(arch).to(device)
-        model.load_state_dict(init_model.state_dict())
-        init_provenance = init_cfg.get("provenance", {})
-        log(f"[train] fine-tuning {args.init_from}: FLINT and stage 1 come from it")
-    else:
-        torch.manual_seed(args.seed)
-        vae = FlintVAE({**arch}).to(device)
-        s, v = samplers(FLINT_WINDOW, args.seed + 1)
-        results["flint"] = train_flint(vae, views, s, v, work, steps["flint"], batch["flint"],
-                                       LR["flint"], budget_s=b_s["flint"], device=device, log=log,
-                                       log_every=args.log_every)
 
-        torch.manual_seed(args.seed + 2)
-        model = TalkingHead(arch, zero_init=True).to(device)
-        model.flint.load_state_dict(vae.motion_decoder.state_dict())
-        s, v = samplers(WINDOW, args.seed + 2)
-        results["stage1"] = train_stage1(model, views, s, v, work, steps["stage1"], batch["stage1"],
-                                         LR["stage1"], budget_s=b_s["stage1"], device=device, log=log,
-                                         width_weight=args.stage1_width_weight,
-                                         log_every=args.log_every)
+def train_first_stage(run: TrainingRun, vae) -> None:
+    """Stage 1: the talking head on the frozen FLINT decoder, vertex + lip-gap (+ width) loss."""
+    from model_runtime.networks.talking_head import TalkingHead
+    from model_runtime.training.stage1 import train_stage1
 
-    def provenance(stage_names):
-        res = {k: results[k] for k in stage_names if k in results}
-        final = {k: {kk: round(vv, 5) for kk, vv in r.history[-1][1].items()}
-                 for k, r in res.items() if r.history}
-        return {
-            "trained_on": cache.meta.get("corpus", {}), "tts_only": bool(args.tts_only),
-            "teacher": "model_runtime.training.teacher (procedural phone-driven animation of the "
-                       "open head, random emotion curves and speaking styles)",
-            "recipe": "EMOTE v2 at small scale: FLINT VAE, stage 1 vertex loss, lip reader, "
-                      "emotion "
-                      "classifier, stage 2 with content-emotion exchange (frozen FLINT decoder)",
-            "command": "python -m model_runtime.training.train_default " + " ".join(
-                sys.argv[1:] if argv is None else argv),
-            "date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(), "device": device,
-            "torch": torch.__version__, "steps": {k: r.steps for k, r in res.items()},
-            "minutes": {k: round(r.seconds / 60, 1) for k, r in res.items()},
-            "steps_scale": scale, "smoke": bool(args.smoke), "batch": batch, "lr": LR,
-            "window_frames": WINDOW,
-            "loss_weights_stage2": weights, "flint_kl_weight": 1e-3,
-            "cache_variants": cache.variants, "metrics": final,
-            "gap_weight_stage1": GAP_WEIGHT, "width_weight_stage1": args.stage1_width_weight,
-            **({"init_from": {"folder": str(args.init_from), "provenance": init_provenance}}
-               if init_provenance is not None else {}),
-        }
+    plan = run.plan
+    train, val = run.seeded_samplers("stage1", plan.recipe.window_frames)
+    model = TalkingHead(plan.arch, zero_init=True).to(plan.device)
+    model.flint.load_state_dict(vae.motion_decoder.state_dict())
+    run.results["stage1"] = train_stage1(model, run.views, train, val, plan.work,
+                                         gap_weight=plan.recipe.stage1_gap_weight,
+                                         width_weight=plan.recipe.stage1_width_weight,
+                                         **run.stage_args("stage1"))
+    run.model = model
 
-    def ship(folder, stage_names):
-        config = make_config(arch, OPEN_HEAD_CHANNELS, styles, head.head_id,
-                             provenance(stage_names))
-        # the features were computed from whole-clip normalised audio (zero mean, unit variance)
-        config["audio_normalisation"] = AUDIO_NORMALISATION
-        model.eval()
-        save_checkpoint(model.cpu(), config, folder)
-        model.to(device)
-        return config
 
-    if not args.init_from:
-        ship(work / "stage1_model", ["flint", "stage1"])
-        log(f"[train] stage-1 model saved to {work / 'stage1_model'}")
-    if args.stage1_only:
-        config = ship(Path(args.out), ["flint", "stage1"])
-        write_model_card(Path(args.out), config)
-        log(f"[train] done (stage 1 only) in {(time.time() - t0) / 60:.1f} min -> {args.out}")
+def start_from_checkpoint(run: TrainingRun) -> None:
+    """--init-from: the talking head (FLINT and stage 1) of an existing checkpoint."""
+    from model_runtime.checkpoints import load_checkpoint
+    from model_runtime.networks.talking_head import TalkingHead
+
+    plan = run.plan
+    init_model, init_cfg = load_checkpoint(plan.init_from)
+    if init_cfg["architecture"] != plan.arch:
+        raise SystemExit(f"{plan.init_from} has another architecture than this command builds")
+    run.model = TalkingHead(plan.arch).to(plan.device)
+    run.model.load_state_dict(init_model.state_dict())
+    run.init_provenance = init_cfg.get("provenance", {})
+    log(f"[train] fine-tuning {plan.init_from}: FLINT and stage 1 come from it")
+
+
+def train_perceptual_nets(run: TrainingRun):
+    """The lip reader and the emotion classifier on teacher motion; stage 2's frozen judges."""
+    from model_runtime.training.emotion_classifier import (EmotionClassifier,
+                                                           train_emotion_classifier)
+    from model_runtime.training.lip_reader import LipReader, train_lip_reader
+
+    plan, hidden = run.plan, run.plan.recipe.perceptual_hidden
+    train, val = run.seeded_samplers("lip_reader", plan.recipe.window_frames)
+    reader = LipReader(run.views.mouth_dim, hidden=hidden).to(plan.device)
+    run.results["lip_reader"] = train_lip_reader(reader, run.views, train, val, plan.work,
+                                                 **run.stage_args("lip_reader"))
+    train, val = run.seeded_samplers("emotion_classifier", plan.recipe.window_frames)
+    clf = EmotionClassifier(run.views.emotion_dim, hidden=hidden).to(plan.device)
+    run.results["emotion_classifier"] = train_emotion_classifier(
+        clf, run.views, train, val, plan.work, **run.stage_args("emotion_classifier"))
+    return reader, clf
+
+
+def train_second_stage(run: TrainingRun, reader, clf) -> None:
+    """Stage 2: the recipe's weighted vertex, lip-reading, emotion, lip-gap and width losses
+    with content-emotion exchange."""
+    from model_runtime.training.stage2 import train_stage2
+
+    plan = run.plan
+    train, val = run.seeded_samplers("stage2", plan.recipe.window_frames)
+    run.results["stage2"] = train_stage2(run.model, run.views, reader, clf, train, val, plan.work,
+                                         weights=plan.recipe.stage2_weights.as_dict(),
+                                         seed=plan.recipe.seed, **run.stage_args("stage2"))
+
+
+def training_record(run: TrainingRun, stage_names: list[str]) -> dict:
+    """The checkpoint's provenance: data, the resolved recipe, what each stage ran and its last
+    logged figures."""
+    plan, recipe = run.plan, run.plan.recipe
+    res = {k: run.results[k] for k in stage_names if k in run.results}
+    final = {k: {kk: round(vv, 5) for kk, vv in r.history[-1][1].items()}
+             for k, r in res.items() if r.history}
+    return {
+        "trained_on": run.cache.meta.get("corpus", {}), "tts_only": bool(plan.tts_only),
+        "teacher": TEACHER, "recipe": DESCRIPTION, "command": plan.command,
+        "date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(), "device": plan.device,
+        "torch": torch.__version__, "steps": {k: r.steps for k, r in res.items()},
+        "minutes": {k: round(r.seconds / 60, 1) for k, r in res.items()},
+        "steps_scale": plan.steps_scale, "smoke": bool(plan.smoke), "batch": recipe.batches(),
+        "lr": recipe.learning_rates(), "window_frames": recipe.window_frames,
+        "loss_weights_stage2": recipe.stage2_weights.as_dict(),
+        "flint_kl_weight": recipe.flint_kl_weight, "cache_variants": run.cache.variants,
+        "metrics": final, "gap_weight_stage1": recipe.stage1_gap_weight,
+        "width_weight_stage1": recipe.stage1_width_weight,
+        **({"init_from": {"folder": str(plan.init_from), "provenance": run.init_provenance}}
+           if run.init_provenance is not None else {}),
+        "planned_steps": dict(plan.steps), "resolved_recipe": recipe.as_dict(),
+    }
+
+
+def ship(run: TrainingRun, folder: Path, stage_names: list[str], card: bool = True) -> dict:
+    """Save the talking head with its config (and model card) into `folder`."""
+    from model_runtime.checkpoints import make_config, save_checkpoint
+    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from model_runtime.training import teacher
+    from model_runtime.training.model_card import write_model_card
+
+    config = make_config(run.plan.arch, OPEN_HEAD_CHANNELS, list(teacher.STYLES),
+                         run.head.head_id, training_record(run, stage_names))
+    # the features were computed from whole-clip normalised audio (zero mean, unit variance)
+    config["audio_normalisation"] = AUDIO_NORMALISATION
+    run.model.eval()
+    save_checkpoint(run.model.cpu(), config, folder)
+    run.model.to(run.plan.device)
+    if card:
+        write_model_card(folder, config)
+    return config
+
+
+def main(argv=None) -> int:
+    plan = make_plan(parse_args(argv, __doc__), argv)
+    set_up(plan)
+    if plan.data is not None and not plan.cache_only:
+        build_corpora(plan)
+    t0 = time.time()
+    log(f"[train] device {plan.device}, steps {plan.steps}, "
+        f"budget {plan.recipe.minutes_budget:.0f} min")
+    head = load_head(plan.head)
+    cache_path = ensure_cache(plan)
+    if plan.build_cache_only:
+        log(f"[train] cache ready at {cache_path}")
         return 0
-
-    torch.manual_seed(args.seed + 3)
-    reader = LipReader(views.mouth_dim, hidden=32 if args.smoke else 128).to(device)
-    s, v = samplers(WINDOW, args.seed + 3)
-    results["lip_reader"] = train_lip_reader(reader, views, s, v, work, steps["lip_reader"],
-                                             batch["lip_reader"], LR["lip_reader"],
-                                             b_s["lip_reader"], device, log,
-                                             log_every=args.log_every)
-    torch.manual_seed(args.seed + 4)
-    clf = EmotionClassifier(views.emotion_dim, hidden=32 if args.smoke else 128).to(device)
-    s, v = samplers(WINDOW, args.seed + 4)
-    results["emotion_classifier"] = train_emotion_classifier(
-        clf, views, s, v, work, steps["emotion_classifier"], batch["emotion_classifier"],
-        LR["emotion_classifier"], b_s["emotion_classifier"], device, log,
-        log_every=args.log_every)
-
-    torch.manual_seed(args.seed + 5)
-    s, v = samplers(WINDOW, args.seed + 5)
-    results["stage2"] = train_stage2(model, views, reader, clf, s, v, work, steps["stage2"],
-                                     batch["stage2"], LR["stage2"], weights=weights,
-                                     budget_s=b_s["stage2"],
-                                     device=device, seed=args.seed, log=log,
-                                         log_every=args.log_every)
-    config = ship(Path(args.out), list(results))
-    write_model_card(Path(args.out), config)
-    log(f"[train] done in {(time.time() - t0) / 60:.1f} min -> {args.out}")
+    run = open_run(plan, cache_path, head, t0)
+    if plan.init_from:
+        start_from_checkpoint(run)
+    else:
+        train_first_stage(run, train_motion_prior(run))
+        ship(run, plan.work / "stage1_model", ["flint", "stage1"], card=False)
+        log(f"[train] stage-1 model saved to {plan.work / 'stage1_model'}")
+    if plan.stage1_only:
+        ship(run, plan.out, ["flint", "stage1"])
+        log(f"[train] done (stage 1 only) in {(time.time() - t0) / 60:.1f} min -> {plan.out}")
+        return 0
+    reader, clf = train_perceptual_nets(run)
+    train_second_stage(run, reader, clf)
+    ship(run, plan.out, list(run.results))
+    log(f"[train] done in {(time.time() - t0) / 60:.1f} min -> {plan.out}")
     return 0
 
 

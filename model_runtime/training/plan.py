@@ -1,0 +1,163 @@
+"""The plan of a training run: the command line of `train_default`, whose defaults are the
+shipped recipe (`recipe.SHIPPED`), resolved into the recipe this run uses, its folders, device
+and step counts."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model_runtime.training.recipe import SHIPPED, SMOKE, STAGES, Recipe
+
+WEIGHTS = SHIPPED.stage2_weights  # the shipped stage-2 loss weights
+
+
+def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
+    """The command line of train_default (`doc`: its docstring, the first line describes it)."""
+    p = argparse.ArgumentParser(prog="python -m model_runtime.training.train_default",
+                                description=doc.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None,
+                   help="build the recipe's corpus under DATA first (DATA/corpus, and "
+                        "DATA/queen_corpus when the game is installed; each part resumes) and "
+                        "train in DATA/train_run (DATA/train_run_tts_only with --tts-only)")
+    p.add_argument("--corpus", default=None,
+                   help="corpus folder with manifest.jsonl (default data/corpus, or DATA/corpus)")
+    p.add_argument("--extra-corpus", action="append", default=[],
+                   help="more corpus folders (e.g. data/asterisk); repeatable")
+    p.add_argument("--no-game", action="store_true",
+                   help="with --data: train without the game's real speakers")
+    p.add_argument("--game-copies", type=int, default=SHIPPED.game_copies,
+                   help="augmented copies of each training clip of a game corpus (speaker, rate, "
+                        "room, noise, 16/11/8 kHz channel); held-out speakers never")
+    p.add_argument("--work", default=None, help="stage checkpoints and the cache "
+                   "(default data/train_run, or DATA/train_run)")
+    p.add_argument("--out", default="model_runtime/default_model", help="final checkpoint folder")
+    p.add_argument("--cache", default=None, help="cache file (default <work>/cache.npz)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--minutes-budget", type=float, default=SHIPPED.minutes_budget)
+    p.add_argument("--resume", action="store_true", help="continue from <work> (else it must be "
+                   "empty or absent)")
+    p.add_argument("--cache-only", action="store_true",
+                   help="train from an existing cache only (no corpus or TTS tools needed)")
+    p.add_argument("--build-cache-only", action="store_true",
+                   help="build the cache (e.g. to copy it to a GPU machine) and stop")
+    p.add_argument("--tts-only", action="store_true", help="train on TTS utterances only")
+    p.add_argument("--stage1-only", action="store_true", help="stop after stage 1 and ship it")
+    p.add_argument("--variants", type=int, default=SHIPPED.teacher_variants,
+                   help="teacher variants per utterance")
+    p.add_argument("--steps-scale", type=float, default=None,
+                   help="multiply the recipe's steps (default: 1 on CPU, "
+                        f"{SHIPPED.gpu_steps_scale:g} on GPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2)")
+    p.add_argument("--seed", type=int, default=SHIPPED.seed)
+    p.add_argument("--head", default=None, help="head-model .npz (default: the open head)")
+    for name, what in (("lip", "lip-reading"), ("emotion", "emotion"), ("gap", "lip-gap"),
+                       ("width", "mouth-width")):
+        p.add_argument(f"--{name}-weight", type=float, default=getattr(WEIGHTS, name),
+                       help=f"stage-2 {what} loss weight")
+    p.add_argument("--closure-weight", type=float, default=WEIGHTS.closed,
+                   help="stage-2 extra weight of the lip-gap error where the teacher's lips touch")
+    p.add_argument("--stage1-width-weight", type=float, default=SHIPPED.stage1_width_weight,
+                   help="stage-1 mouth-width loss weight")
+    p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
+                   help="steps of one stage on a CPU (scaled on a GPU like the rest), e.g. "
+                        "stage2=2200; repeatable")
+    p.add_argument("--init-from", default=None,
+                   help="checkpoint folder to fine-tune: skips FLINT and stage 1 and continues "
+                        "with the lip reader, the emotion classifier and stage 2 from its weights")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny architecture and batches (pipeline check, not a usable model)")
+    p.add_argument("--log-every", type=int, default=20, help="progress line every N steps")
+    return p.parse_args(argv)
+
+
+def resolve_recipe(args: argparse.Namespace) -> Recipe:
+    """The shipped recipe with the command line's overrides: the values this run uses."""
+    stages = dict(SHIPPED.stages)
+    for item in args.steps:
+        name, _, n = item.partition("=")
+        if name not in stages or not n.isdigit():
+            raise SystemExit(f"--steps {item!r}: give STAGE=N with STAGE one of "
+                             f"{', '.join(STAGES)}")
+        stages[name] = dataclasses.replace(stages[name], cpu_steps=int(n))
+    recipe = dataclasses.replace(
+        SHIPPED, seed=args.seed, minutes_budget=args.minutes_budget,
+        teacher_variants=args.variants, game_copies=args.game_copies,
+        stage1_width_weight=args.stage1_width_weight, stages=stages,
+        stage2_weights=dataclasses.replace(
+            WEIGHTS, lip=args.lip_weight, emotion=args.emotion_weight, gap=args.gap_weight,
+            width=args.width_weight, closed=args.closure_weight))
+    if args.data is None:  # the corpus was given: this run builds none
+        recipe = dataclasses.replace(recipe, corpus=(), use_game_corpus=False)
+    elif args.no_game or args.tts_only:
+        recipe = dataclasses.replace(recipe, use_game_corpus=False)
+    if args.smoke:
+        recipe = dataclasses.replace(
+            recipe, perceptual_hidden=SMOKE.perceptual_hidden,
+            stages={k: dataclasses.replace(s, batch=SMOKE.batch) for k, s in stages.items()})
+    return recipe
+
+
+@dataclass
+class Plan:
+    """What a run does: the resolved recipe, its folders, device and step counts."""
+    recipe: Recipe
+    corpus: Path
+    extra_corpora: list[Path]
+    work: Path
+    out: Path
+    cache: Path
+    device: str
+    steps_scale: float
+    steps: dict[str, int]
+    arch: dict
+    command: str
+    data: Path | None = None  # build the recipe's corpus here first
+    head: str | None = None
+    threads: int | None = None
+    resume: bool = False
+    smoke: bool = False
+    tts_only: bool = False
+    cache_only: bool = False
+    build_cache_only: bool = False
+    stage1_only: bool = False
+    init_from: str | None = None
+    log_every: int = 20
+
+
+def make_plan(args: argparse.Namespace, argv=None) -> Plan:
+    """Resolve the recipe, folders, device and step counts of a parsed command line."""
+    from model_runtime.checkpoints import default_arch
+    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from model_runtime.training import teacher
+
+    recipe = resolve_recipe(args)
+    data = Path(args.data) if args.data is not None else None
+    base = data if data is not None else Path("data")
+    corpus = Path(args.corpus) if args.corpus else base / "corpus"
+    work = Path(args.work) if args.work else base / (
+        "train_run_tts_only" if data is not None and args.tts_only else "train_run")
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
+        "cpu" if args.device == "auto" else args.device)
+    scale = args.steps_scale if args.steps_scale is not None else (
+        1.0 if device == "cpu" else recipe.gpu_steps_scale)
+    arch = default_arch(len(OPEN_HEAD_CHANNELS) + 3, len(teacher.STYLES))
+    if args.smoke:
+        arch.update(SMOKE.arch)
+    return Plan(
+        recipe=recipe, corpus=corpus, extra_corpora=[Path(f) for f in args.extra_corpus],
+        work=work, out=Path(args.out), cache=Path(args.cache) if args.cache else work / "cache.npz",
+        device=device, steps_scale=scale,
+        steps={k: max(1, int(round(v * scale))) for k, v in recipe.cpu_steps().items()},
+        arch=arch, data=data, head=args.head, threads=args.threads, resume=args.resume,
+        smoke=args.smoke, tts_only=args.tts_only, cache_only=args.cache_only,
+        build_cache_only=args.build_cache_only, stage1_only=args.stage1_only,
+        init_from=args.init_from, log_every=args.log_every,
+        command="python -m model_runtime.training.train_default " + " ".join(
+            sys.argv[1:] if argv is None else argv))
