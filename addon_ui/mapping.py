@@ -39,24 +39,35 @@ class _NeedsHead:
         return True
 
 
+def _prop_target(layout, item, **kw) -> None:
+    """The row's shape key as a search field over the head's keys (red when not found)."""
+    obj = item.id_data
+    key = obj.data.shape_keys if obj.type == "MESH" else None
+    if key is not None:
+        layout.prop_search(item, "target", key, "key_blocks", **kw)
+    else:
+        layout.prop(item, "target", **kw)
+
+
+def row_label(item) -> str:
+    """'mouthClose x1.2 +0.1': the channel, with its gain and offset when they are not 1 and 0."""
+    text = item.channel or "(no channel)"
+    if abs(item.gain - 1.0) > 1e-6:
+        text += f" x{item.gain:.3g}"
+    if abs(item.offset) > 1e-6:
+        text += f" {item.offset:+.3g}"
+    return text
+
+
 class EMOTE_UL_mapping(bpy.types.UIList):
-    """One row per channel: channel, the shape key it drives (searchable), gain, offset."""
+    """One row per channel: the channel (with gain and offset when set) and the shape key it
+    drives; the selected row's gain and offset are edited below the list."""
 
     def draw_item(self, _context, layout, _data, item, _icon, _active_data, _active_prop,
                   _index=0, _flt_flag=0):
-        obj = item.id_data
-        row = layout.row(align=True)
-        split = row.split(factor=0.36, align=True)
-        split.prop(item, "channel", text="", emboss=False)
-        key = obj.data.shape_keys if obj.type == "MESH" else None
-        right = split.split(factor=0.6, align=True)
-        if key is not None:
-            right.prop_search(item, "target", key, "key_blocks", text="", icon="SHAPEKEY_DATA")
-        else:
-            right.prop(item, "target", text="")
-        nums = right.row(align=True)
-        nums.prop(item, "gain", text="")
-        nums.prop(item, "offset", text="")
+        split = layout.split(factor=0.45, align=True)
+        split.label(text=row_label(item))
+        _prop_target(split, item, text="")
 
 
 class EMOTE_OT_mapping_fill(_NeedsHead, bpy.types.Operator):
@@ -157,37 +168,38 @@ class EMOTE_OT_mapping_row(_NeedsHead, bpy.types.Operator):
 
 
 def draw_mapping(layout, context) -> None:
-    """The Mapping box (folded by default): rows, presets, files."""
-    s = context.scene.emote
+    """The EMOTE Mapping panel: presets and files, the rows, the selected row's details."""
     head = _head(context)
-    box = layout.box()
-    row = box.row()
-    row.use_property_split = False
-    n = len(head.emote.mapping) if head is not None else 0
-    row.prop(s, "show_mapping", icon="TRIA_DOWN" if s.show_mapping else "TRIA_RIGHT",
-             text=f"Mapping ({n} rows)" if n else "Mapping (by names)", emboss=False)
-    if not s.show_mapping or head is None:
+    if head is None:
+        layout.label(text="No head chosen")
         return
-    row = box.row(align=True)
+    c = head.emote
+    layout.label(text=f"{head.name}: {len(c.mapping)} rows" if len(c.mapping) else
+                 f"{head.name}: matched by names (no rows)", icon="SHAPEKEY_DATA")
+    row = layout.row(align=True)
     row.operator("emote.mapping_fill", icon="SORTALPHA")
     row.operator_menu_enum("emote.mapping_preset", "preset", text="Preset", icon="PRESET")
-    row = box.row(align=True)
+    row = layout.row(align=True)
     row.operator("emote.mapping_load", icon="FILEBROWSER")
     row.operator("emote.mapping_save", icon="FILE_TICK")
-    if n:
-        head_row = box.row(align=True)
-        split = head_row.split(factor=0.36, align=True)
-        split.label(text="Channel")
-        right = split.split(factor=0.6, align=True)
-        right.label(text="Shape key")
-        right.label(text="Gain  Offset")
-    row = box.row()
-    row.template_list("EMOTE_UL_mapping", "", head.emote, "mapping", head.emote,
-                      "mapping_index", rows=5)
+    split = layout.split(factor=0.45)
+    split.label(text="Channel")
+    split.label(text="Shape key")
+    row = layout.row()
+    row.template_list("EMOTE_UL_mapping", "", c, "mapping", c, "mapping_index", rows=6)
     col = row.column(align=True)
     col.operator("emote.mapping_row", icon="ADD", text="").action = "ADD"
     col.operator("emote.mapping_row", icon="REMOVE", text="").action = "REMOVE"
     col.operator("emote.mapping_row", icon="X", text="").action = "CLEAR"
+    if 0 <= c.mapping_index < len(c.mapping):
+        item = c.mapping[c.mapping_index]
+        col = layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(item, "channel")
+        _prop_target(col, item)
+        col.prop(item, "gain")
+        col.prop(item, "offset")
 
 
 CLASSES = (EMOTE_UL_mapping, EMOTE_OT_mapping_fill, EMOTE_OT_mapping_preset,

@@ -64,10 +64,6 @@ def draw_emote(layout, context) -> None:
         box.prop(c, "intensity", slider=True)
         box.prop(c, "transition_s")
 
-        from .mapping import draw_mapping
-
-        draw_mapping(col, context)
-
     from .face_life import draw_face_life
 
     draw_face_life(col, context)
@@ -137,6 +133,18 @@ class EMOTE_PT_view3d_takes(_Sidebar, bpy.types.Panel):
         draw_takes(self.layout, context)
 
 
+class EMOTE_PT_view3d_mapping(_Sidebar, bpy.types.Panel):
+    # a panel of its own below the takes, so the main panel (and its error message) stays short
+    bl_space_type = "VIEW_3D"
+    bl_label = "EMOTE Mapping"
+    bl_order = 2
+
+    def draw(self, context):
+        from .mapping import draw_mapping
+
+        draw_mapping(self.layout, context)
+
+
 class EMOTE_PT_sequencer(_Sidebar, bpy.types.Panel):
     bl_space_type = "SEQUENCE_EDITOR"
     bl_label = "EMOTE"
@@ -155,8 +163,19 @@ class EMOTE_PT_sequencer_takes(_Sidebar, bpy.types.Panel):
         draw_takes(self.layout, context)
 
 
-CLASSES = (EMOTE_UL_takes, EMOTE_PT_view3d, EMOTE_PT_view3d_takes, EMOTE_PT_sequencer,
-           EMOTE_PT_sequencer_takes)
+class EMOTE_PT_sequencer_mapping(_Sidebar, bpy.types.Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_label = "EMOTE Mapping"
+    bl_order = 2
+
+    def draw(self, context):
+        from .mapping import draw_mapping
+
+        draw_mapping(self.layout, context)
+
+
+CLASSES = (EMOTE_UL_takes, EMOTE_PT_view3d, EMOTE_PT_view3d_takes, EMOTE_PT_view3d_mapping,
+           EMOTE_PT_sequencer, EMOTE_PT_sequencer_takes, EMOTE_PT_sequencer_mapping)
 
 
 def register() -> None:

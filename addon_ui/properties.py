@@ -82,8 +82,6 @@ class EmoteSettings(bpy.types.PropertyGroup):
         ("FOLDER", "Checkpoint folder", "A checkpoint folder (config.json + model.safetensors)"),
     ], default="DEFAULT")
     checkpoint_dir: StringProperty(name="Checkpoint", subtype="DIR_PATH")
-    show_mapping: BoolProperty(name="Mapping", default=False, options=set(),
-                               description="Show the head's channel mapping editor")
     # Face life (addon_ui/face_life.py draws them): made with the take by the runtime ...
     use_blinks: BoolProperty(name="Blinks", default=True, options=set(),
                              description="Blink about 10 to 20 times a minute, more at pauses")

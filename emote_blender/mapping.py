@@ -176,8 +176,8 @@ def apply_mapping(cmap: channels.ChannelMap, rows: list[MappingRow], exp_names: 
         elif r.target:
             missing.append(r.target)
     targets = {r.target for _c, r in wanted}
-    out = channels.ChannelMap(jaw_bone=cmap.jaw_bone, unknown_keys=list(cmap.unknown_keys),
-                              retarget=cmap.retarget)
+    out = channels.ChannelMap(jaw_bone=cmap.jaw_bone, retarget=cmap.retarget,
+                              unknown_keys=[k for k in cmap.unknown_keys if k not in targets])
     out.shape_keys = {c: k for c, k in cmap.shape_keys.items()
                       if c not in mapped and k not in targets}
     if cmap.jaw_open_key and channels.JAW not in mapped and cmap.jaw_open_key not in targets:

@@ -118,3 +118,16 @@ def test_fill_from_names_gives_rows_that_bake_exactly_what_names_alone_bake(keys
     for k in want:
         np.testing.assert_allclose(got[k], want[k], err_msg=k)
     assert sorted(out.unmatched) == sorted(cmap.unmatched)
+
+
+def test_a_key_only_a_row_names_is_driven_not_listed_as_unknown():
+    names = ["jawOpen", "mouthClose", "mouthFunnel"]
+    keys = ["Jaw_Open", "LipSeal", "Mouth_Funnel"]
+    cmap = channels.match_channels(names, keys, [])
+    assert cmap.unknown_keys == ["LipSeal"] and "mouthClose" in cmap.unmatched
+    out = mapping.apply_mapping(cmap, [MappingRow("mouthClose", "LipSeal", 1.2)], names, keys)
+    assert out.unknown_keys == [] and out.unmatched == ["jawOpen"]  # jawOpen: from the jaw
+    exp, jaw_open = np.arange(6.0).reshape(2, 3), np.array([0.25, 0.5])
+    got = _values(out, exp, jaw_open)
+    np.testing.assert_allclose(got["LipSeal"], 1.2 * exp[:, 1])
+    np.testing.assert_allclose(got["Jaw_Open"], jaw_open)

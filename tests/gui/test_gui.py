@@ -58,6 +58,12 @@ MAIN_CHECKS = [
     "the file saves",
     "a missing audio file is refused in words and changes nothing",
     "the error message is visible in the sidebar",
+    "a second head becomes the panel's head",
+    "From names fills one row per model channel, the renamed keys found",
+    "the second character gets its own take from its own strip and emotion",
+    "the first character's takes stay as they were",
+    "the renamed rig's keys move, the mapped LipSeal too",
+    "the mapping row drives LipSeal with its gain",
 ]
 REOPEN_CHECKS = [
     "the extension is enabled after a restart",
