@@ -67,7 +67,7 @@ class EMOTE_UL_mapping(bpy.types.UIList):
                   _index=0, _flt_flag=0):
         split = layout.split(factor=0.45, align=True)
         split.label(text=row_label(item))
-        _prop_target(split, item, text="")
+        _prop_target(split, item, text="", icon="NONE")  # the sidebar is narrow: no icon
 
 
 class EMOTE_OT_mapping_fill(_NeedsHead, bpy.types.Operator):
