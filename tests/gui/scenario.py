@@ -406,8 +406,7 @@ def second_character():
     if not check("a second head becomes the panel's head", head is not None and head != first,
                  head=getattr(head, "name", None)):
         return
-    head.location.x += 0.25
-    first.location.x -= 0.05
+    first.location.x -= 0.3  # the new head stays where Add default head framed it
     channels = module("emote_blender.channels")
     renamed = {}
     for kb in head.data.shape_keys.key_blocks[1:]:
@@ -446,7 +445,7 @@ def second_character():
     x, y = ui.x + ui.width // 2, bpy.context.window_manager.windows[0].height - (ui.y
                                                                                  + ui.height // 2)
     xdo("mousemove", str(x), str(y), "click", "--repeat", "25", "--delay", "30", "5")
-    yield 2.0  # the wheel scrolls the sidebar down to the mapping panel
+    yield 3.5  # the wheel scrolls the sidebar down to the mapping panel
     shot("second_character_mapping")
     xdo("mousemove", str(x), str(y), "click", "--repeat", "25", "--delay", "30", "4")
     yield 1.5
