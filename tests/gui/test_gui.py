@@ -3,8 +3,9 @@
 `./run test-gui` runs these (they are left out of the default suite: about 5 minutes, root, a
 chroot). One session fixture builds the extension zip, starts Xvfb and Blender in the chroot of
 tests/gui/chroot.sh, plays tests/gui/scenario.py (install, defaults, Generate cold and warm, takes,
-undo/redo, Esc, exports, save), then reopens the saved file in a new Blender process. Each named
-check of the scenario is one test; screenshots and logs stay in out/gui/.
+undo/redo, Esc, exports, save, a second character with a renamed rig and its own strip, emotion
+and mapping), then reopens the saved file in a new Blender process. Each named check of the
+scenario is one test; screenshots and logs stay in out/gui/.
 """
 
 from __future__ import annotations
