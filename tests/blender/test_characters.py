@@ -116,6 +116,13 @@ def test_the_mapping_is_applied_at_bake_and_kept_for_the_next_generate(fresh, tm
         assert "mouthSmile_L" not in curves and "mouthClose" not in curves
         assert "mouthClose" in scene.emote.unmatched.split(", ")
         assert characters.mapping_rows(head) == rows, attempt
+    # a strength re-bake writes the same mapped keys again (neutral strengths: same values)
+    face_life.rebake(head, take, {"lower_face": 1.0})
+    after = _curves(head, take)
+    assert after.keys() == curves.keys()
+    np.testing.assert_allclose(after["mouthSmile_R"], curves["mouthSmile_R"], atol=1e-6)
+    face_life.rebake(head, take, {"lower_face": 0.5})
+    assert not np.allclose(_curves(head, take)["mouthSmile_R"], curves["mouthSmile_R"])
     # Fill from names replaces the rows with name matching's own: the keys are named again
     assert bpy.ops.emote.mapping_fill() == {"FINISHED"}
     filled = {r.channel: r.target for r in characters.mapping_rows(head)}
