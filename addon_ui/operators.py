@@ -11,8 +11,8 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from .preferences import prefs, runtime_python, runtime_status, setup_folder
-from emote_blender import (audio_strips, generate, heads, job_progress, runtime_client,
-                           runtime_job, runtime_setup, takes)
+from emote_blender import (audio_strips, characters, generate, heads, job_progress,
+                           runtime_client, runtime_job, runtime_setup, takes)
 from emote_blender import export as exporter
 from model_runtime.errors import EmoteError
 
@@ -21,10 +21,17 @@ LAST_TIMINGS: dict = {}  # seconds of the last modal Generate: total, runtime, b
 QUIET_START_S = 0.3  # the panel redraws the progress only once a Generate has run this long
 
 
+def character(context):
+    """The settings of the head the panel shows (its own strip, style, emotion, mapping)."""
+    return characters.settings_of(context.scene.emote.head)
+
+
 def chosen_strip(context):
-    """The strip named in the panel, else the sequencer's active/selected sound strip."""
-    settings = context.scene.emote
+    """The head's strip named in the panel, else the sequencer's active/selected sound strip."""
+    settings = character(context)
     seq_scene = audio_strips.sequencer_scene(context)
+    if settings is None:
+        return None
     if settings.strip_name:
         for s in audio_strips.sound_strips(seq_scene):
             if s.name == settings.strip_name:
@@ -41,8 +48,9 @@ def generate_blocker(context) -> str:
     if settings.head is None:
         return "Choose a head first (or press Add default head)"
     if chosen_strip(context) is None:
-        if settings.strip_name:
-            return f"The sound strip {settings.strip_name!r} is not in the Video Sequencer"
+        if character(context).strip_name:
+            return (f"The sound strip {character(context).strip_name!r} of "
+                    f"{settings.head.name} is not in the Video Sequencer")
         return "Add the dialogue to the Video Sequencer as a sound strip first"
     state, words = runtime_status(context)
     if state != "ready":
@@ -78,6 +86,7 @@ def _start_job(context, prepared, use_server_default: bool):
 def _after_bake(settings, cmap) -> None:
     settings.unmatched = ", ".join(cmap.unmatched)
     notes = [cmap.retarget] if getattr(cmap, "retarget", "") else []
+    notes += getattr(cmap, "mapping_notes", [])
     unknown = getattr(cmap, "unknown_keys", [])
     if unknown:
         notes.append(f"{len(unknown)} shape keys left alone (no known name): "
@@ -105,8 +114,9 @@ class EMOTE_OT_generate(bpy.types.Operator):
 
     def _gather(self, context):
         s = context.scene.emote
+        characters.migrate_scene(context.scene)  # a file from before heads kept their settings
         return generate.prepare(context.scene, s.head, chosen_strip(context), chosen_model(s),
-                                s.style)
+                                character(context).style)
 
     def execute(self, context):
         """Synchronous path: background mode, scripts and tests."""

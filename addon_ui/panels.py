@@ -42,25 +42,27 @@ def draw_emote(layout, context) -> None:
     row.operator("emote.add_flame_head", icon="MESH_MONKEY")
     row.operator("emote.add_default_head", icon="USER")
 
+    c = operators.character(context)  # the head's own settings; None without a head
     seq_scene = audio_strips.sequencer_scene(context)
     ed = seq_scene.sequence_editor
-    if ed is not None:
-        col.prop_search(s, "strip_name", ed, _strip_collection_name(ed), text="Audio",
-                        icon="SOUND")
-    else:
+    if ed is None:
         col.label(text="Add the dialogue to the Video Sequencer first", icon="INFO")
+    elif c is not None:
+        col.prop_search(c, "strip_name", ed, _strip_collection_name(ed), text="Audio",
+                        icon="SOUND")
 
     box = col.box()
     box.prop(s, "model_source")
     if s.model_source == "FOLDER":
         box.prop(s, "checkpoint_dir")
-    box.prop(s, "style")
+    if c is not None:
+        box.prop(c, "style")
 
-    box = col.box()
-    box.label(text="Emotion: hover, I to key", icon="KEYINGSET")
-    box.prop(s, "emotion")
-    box.prop(s, "intensity", slider=True)
-    box.prop(s, "transition_s")
+        box = col.box()
+        box.label(text=f"Emotion of {s.head.name}: hover, I to key", icon="KEYINGSET")
+        box.prop(c, "emotion")
+        box.prop(c, "intensity", slider=True)
+        box.prop(c, "transition_s")
 
     from .face_life import draw_face_life
 
@@ -131,6 +133,18 @@ class EMOTE_PT_view3d_takes(_Sidebar, bpy.types.Panel):
         draw_takes(self.layout, context)
 
 
+class EMOTE_PT_view3d_mapping(_Sidebar, bpy.types.Panel):
+    # a panel of its own below the takes, so the main panel (and its error message) stays short
+    bl_space_type = "VIEW_3D"
+    bl_label = "EMOTE Mapping"
+    bl_order = 2
+
+    def draw(self, context):
+        from .mapping import draw_mapping
+
+        draw_mapping(self.layout, context)
+
+
 class EMOTE_PT_sequencer(_Sidebar, bpy.types.Panel):
     bl_space_type = "SEQUENCE_EDITOR"
     bl_label = "EMOTE"
@@ -149,8 +163,19 @@ class EMOTE_PT_sequencer_takes(_Sidebar, bpy.types.Panel):
         draw_takes(self.layout, context)
 
 
-CLASSES = (EMOTE_UL_takes, EMOTE_PT_view3d, EMOTE_PT_view3d_takes, EMOTE_PT_sequencer,
-           EMOTE_PT_sequencer_takes)
+class EMOTE_PT_sequencer_mapping(_Sidebar, bpy.types.Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_label = "EMOTE Mapping"
+    bl_order = 2
+
+    def draw(self, context):
+        from .mapping import draw_mapping
+
+        draw_mapping(self.layout, context)
+
+
+CLASSES = (EMOTE_UL_takes, EMOTE_PT_view3d, EMOTE_PT_view3d_takes, EMOTE_PT_view3d_mapping,
+           EMOTE_PT_sequencer, EMOTE_PT_sequencer_takes, EMOTE_PT_sequencer_mapping)
 
 
 def register() -> None:

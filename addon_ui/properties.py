@@ -1,4 +1,6 @@
-"""Scene and object properties of the EMOTE panel; emotion and intensity are keyframable."""
+"""Scene and object properties of the EMOTE panel: the scene says which head the panel shows
+and holds what is shared; each head object keeps its own settings (emotion and intensity
+keyframable on it) and mapping rows."""
 
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ def _is_mesh(_self, obj) -> bool:
 _STYLE_ITEMS: dict = {}  # Blender needs the enum strings kept alive between draws
 
 
-def _style_items(self, _context):
+def _style_items(_self, context):
     """The chosen model's speaking styles; the first (index 0, the default) is its own default."""
-    model = bpy.path.abspath(self.checkpoint_dir) if self.model_source == "FOLDER" else "default"
+    s = (context or bpy.context).scene.emote  # the model is the scene's, the style the head's
+    model = bpy.path.abspath(s.checkpoint_dir) if s.model_source == "FOLDER" else "default"
     styles = tuple(generate.checkpoint_styles(model))
     if styles not in _STYLE_ITEMS:
         _STYLE_ITEMS[styles] = [(s, s, f"Speak in the style {s!r} of the model", i)
@@ -32,19 +35,24 @@ def _style_items(self, _context):
     return _STYLE_ITEMS[styles]
 
 
-class EmoteSettings(bpy.types.PropertyGroup):
-    """What the next Generate uses, and the last error (progress lives in operators)."""
+class EmoteMappingRow(bpy.types.PropertyGroup):
+    """One row of a head's mapping editor (emote_blender.mapping): channel -> shape key."""
 
-    head: PointerProperty(name="Head", type=bpy.types.Object, poll=_is_mesh,
-                          description="Head mesh to animate (shape keys named after the "
-                                      "model's channels, jaw bone in its armature)")
+    channel: StringProperty(name="Channel", options=set(),
+                            description="Model channel (ARKit, FLAME exp<n>, or 'jaw')")
+    target: StringProperty(name="Shape key", options=set(),
+                           description="Shape key the channel drives; empty leaves it idle")
+    gain: FloatProperty(name="Gain", default=1.0, soft_min=-2.0, soft_max=2.0, options=set(),
+                        description="The key is gain x channel + offset")
+    offset: FloatProperty(name="Offset", default=0.0, soft_min=-1.0, soft_max=1.0,
+                          options=set(), description="Added to the key's value")
+
+
+class EmoteCharacter(bpy.types.PropertyGroup):
+    """A head object's own settings (`obj.emote`): what its next Generate uses."""
+
     strip_name: StringProperty(name="Audio strip", description="Sound strip of the sequencer "
                                "to animate; empty uses the active or selected sound strip")
-    model_source: EnumProperty(name="Model", items=[
-        ("DEFAULT", "Bundled", "The model that ships with the extension"),
-        ("FOLDER", "Checkpoint folder", "A checkpoint folder (config.json + model.safetensors)"),
-    ], default="DEFAULT")
-    checkpoint_dir: StringProperty(name="Checkpoint", subtype="DIR_PATH")
     style: EnumProperty(name="Style", items=_style_items, default=0,
                         description="Speaking style (training identity) of the chosen model; "
                                     "the first is the model's default")
@@ -55,6 +63,25 @@ class EmoteSettings(bpy.types.PropertyGroup):
     transition_s: FloatProperty(name="Transition", min=0.0, max=5.0, default=0.4, unit="TIME",
                                 subtype="TIME_ABSOLUTE",
                                 description="Seconds over which an emotion change blends")
+    mapping: CollectionProperty(type=EmoteMappingRow, name="Mapping",
+                                description="Channel -> shape key rows laid over the name "
+                                            "matching; empty: matched by name alone")
+    mapping_index: IntProperty(name="Row", default=0, min=0, options=set())
+
+
+class EmoteSettings(bpy.types.PropertyGroup):
+    """The scene's side: which head the panel shows, the shared model and face life, and the
+    last Generate's messages (progress lives in operators; a head's own settings on obj.emote)."""
+
+    head: PointerProperty(name="Head", type=bpy.types.Object, poll=_is_mesh,
+                          description="Head mesh to animate (shape keys named after the "
+                                      "model's channels, jaw bone in its armature); each head "
+                                      "keeps its own strip, style, emotion and mapping")
+    model_source: EnumProperty(name="Model", items=[
+        ("DEFAULT", "Bundled", "The model that ships with the extension"),
+        ("FOLDER", "Checkpoint folder", "A checkpoint folder (config.json + model.safetensors)"),
+    ], default="DEFAULT")
+    checkpoint_dir: StringProperty(name="Checkpoint", subtype="DIR_PATH")
     # Face life (addon_ui/face_life.py draws them): made with the take by the runtime ...
     use_blinks: BoolProperty(name="Blinks", default=True, options=set(),
                              description="Blink about 10 to 20 times a minute, more at pauses")
@@ -110,13 +137,14 @@ def _switch_take(obj, _context):
         takes.activate(obj, obj.emote_takes[obj.emote_active_take])
 
 
-CLASSES = (EmoteSettings, EmoteTake)
+CLASSES = (EmoteMappingRow, EmoteCharacter, EmoteSettings, EmoteTake)
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.emote = PointerProperty(type=EmoteSettings)
+    bpy.types.Object.emote = PointerProperty(type=EmoteCharacter)
     bpy.types.Object.emote_takes = CollectionProperty(type=EmoteTake)
     bpy.types.Object.emote_active_take = IntProperty(name="Take", default=-1, min=-1,
                                                      update=_switch_take)
@@ -125,6 +153,7 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.Object.emote_active_take
     del bpy.types.Object.emote_takes
+    del bpy.types.Object.emote
     del bpy.types.Scene.emote
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         head, _rig = heads.build_head(load_head_model(None), collection=scene.collection)
         strip = blender_compat.new_sound_strip(scene.sequence_editor_create(), "line", str(wav),
                                                1, 1)
-        scene.emote.emotion = "HAPPY"
+        head.emote.emotion = "HAPPY"
         runtime_client.shutdown_server()
         try:
             cold = one_generate(scene, head, strip, model, style, python, tmp, True)

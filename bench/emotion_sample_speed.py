@@ -69,7 +69,7 @@ def main() -> int:
 
     def timed(label: str) -> None:
         t = time.perf_counter()
-        ec.sample_emotion(scene, frames, 30.0)
+        ec.sample_emotion(scene, frames, 30.0, scene)  # its own settings
         dt = time.perf_counter() - t
         print(f"{label:<28} {n} frames: {dt:8.3f} s = {dt / n * 1e6:9.1f} us/frame")
 

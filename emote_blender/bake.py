@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from emote_blender import blender_compat, channels, face_life, heads, takes
+from emote_blender import (blender_compat, channels, characters, face_life, heads, mapping,
+                           takes)
 from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
 
 LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR'
@@ -57,7 +58,8 @@ def write_curve(fcurves, data_path: str, index: int, frames: np.ndarray, values:
 
 
 def channel_map_for(obj, exp_names: list[str]) -> channels.ChannelMap:
-    """How a result's channels land on this head (see channels.match_channels)."""
+    """How a result's channels land on this head: name matching (channels.match_channels)
+    under the head's mapping rows (mapping.apply_mapping)."""
     rig = heads.find_rig(obj)
     bones = [b.name for b in rig.data.bones] if rig is not None else []
     key = obj.data.shape_keys if obj.type == "MESH" else None
@@ -65,7 +67,9 @@ def channel_map_for(obj, exp_names: list[str]) -> channels.ChannelMap:
     driven = {d.data_path for d in ad.drivers} if ad is not None else set()
     names = [n for n in heads.shape_key_names(obj)  # keys a driver sets are not ours to key
              if f'key_blocks["{n}"].value' not in driven]
-    return channels.match_channels(exp_names, names, bones, JAW_OPEN_FULL_RAD)
+    cmap = channels.match_channels(exp_names, names, bones, JAW_OPEN_FULL_RAD)
+    rows = characters.mapping_rows(obj)  # the head's own mapping editor rows, if any
+    return mapping.apply_mapping(cmap, rows, list(exp_names), names) if rows else cmap
 
 
 def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None = None,
@@ -105,15 +109,9 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
             rig_writer = blender_compat.ActionWriter(rig_action)
         if key is not None and (cmap.shape_keys or cmap.jaw_open_key or cmap.mixes):
             curves = writer.fcurves_for(key)
-            for col, kname in cmap.shape_keys.items():
-                write_curve(curves, f'key_blocks["{kname}"].value', 0, frames, exp[:, col])
             jaw_open = channels.jaw_to_open(jaw[:, 0], JAW_OPEN_FULL_RAD)
-            if cmap.jaw_open_key:
-                write_curve(curves, f'key_blocks["{cmap.jaw_open_key}"].value', 0, frames,
-                            jaw_open)
-            for kname, terms in cmap.mixes.items():  # CC4 quarters, VRM / RPM presets
-                write_curve(curves, f'key_blocks["{kname}"].value', 0, frames,
-                            channels.mix_values(terms, exp, jaw_open))
+            for kname, values in channels.key_values(cmap, exp, jaw_open):
+                write_curve(curves, f'key_blocks["{kname}"].value', 0, frames, values)
         if rig is not None:
             quat = jaw_quaternions(jaw, heads.bone_rest_matrix(rig, cmap.jaw_bone))
             curves = rig_writer.fcurves_for(rig)

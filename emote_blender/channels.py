@@ -116,6 +116,8 @@ class ChannelMap:
     unknown_keys: list[str] = field(default_factory=list)  # shape keys no convention names
     idle_keys: list[str] = field(default_factory=list)  # known keys this model cannot drive
     retarget: str = ""  # how the result was carried onto this head's basis, or why it was not
+    offsets: dict[str, float] = field(default_factory=dict)  # key -> added to its mix (mapping)
+    mapping_notes: list[str] = field(default_factory=list)  # what the head's mapping left out
 
 
 def match_channels(exp_names: list[str], shape_key_names: list[str], bone_names: list[str],
@@ -200,6 +202,18 @@ def mix_values(terms: list[tuple[int, float]], exp, jaw_open):
     for col, w in terms:
         out += w * (np.asarray(jaw_open, dtype=np.float64) if col == JAW
                     else np.asarray(exp[:, col], dtype=np.float64))
+    return out
+
+
+def key_values(cmap: ChannelMap, exp, jaw_open) -> list[tuple[str, object]]:
+    """(shape key, values (T,)) of every key `cmap` drives: one-to-one keys, the jawOpen key,
+    then the mixes (plus their mapping offsets). The one list bake and re-bake both write."""
+    out: list[tuple[str, object]] = [(k, exp[:, col]) for col, k in cmap.shape_keys.items()]
+    if cmap.jaw_open_key:
+        out.append((cmap.jaw_open_key, jaw_open))
+    offsets = getattr(cmap, "offsets", {})
+    for k, terms in cmap.mixes.items():
+        out.append((k, mix_values(terms, exp, jaw_open) + offsets.get(k, 0.0)))
     return out
 
 

@@ -1,7 +1,7 @@
 """Turn the keyframed emotion category and intensity into the per-frame tracks a request needs.
 
-The animator keyframes `emotion` (an enum) and `intensity` like any property, in the active action,
-in NLA strips or through drivers; we take their values once per scene frame over the strip as
+The animator keyframes a head's `emotion` (an enum) and `intensity` like any property (they live
+on the head object, `obj.emote`), in the active action, in NLA strips or through drivers; we take their values once per scene frame over the strip as
 Blender's animation system gives them, then blend category changes into mixture weights.
 """
 
@@ -191,25 +191,28 @@ def evaluate_per_frame(scene, frames: np.ndarray, read) -> np.ndarray:
     return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
 
 
-def sample_emotion(scene, frames: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """(weights (N, 8), intensity (N,)) for the scene's animated EMOTE settings at `frames`.
+def sample_emotion(scene, frames: np.ndarray, fps: float,
+                   owner=None) -> tuple[np.ndarray, np.ndarray]:
+    """(weights (N, 8), intensity (N,)) of a character's animated EMOTE settings at `frames`.
 
-    Read from the F-curves without touching the scene when they come from the active action or
-    from plain NLA strips; when drivers, blending or time-warped strips are involved, the scene is
-    stepped through the frames so the values are exactly those Blender shows.
+    `owner` is the head object whose `emote` settings hold the curve (default: the scene's
+    head). Read from the F-curves without touching the scene when they come from the active
+    action or from plain NLA strips; when drivers, blending or time-warped strips are involved,
+    the scene is stepped through the frames so the values are exactly those Blender shows.
     """
-    settings = scene.emote
+    owner = owner if owner is not None else scene.emote.head
+    settings = owner.emote
     now = {"emote.emotion": EMOTIONS.index(settings.emotion.lower()),
            "emote.intensity": settings.intensity}
     samples = []
     for path in EMOTION_PATHS:
-        if needs_evaluation(scene, (path,)):
-            samples.append(nla_samples(scene, path, frames))
+        if needs_evaluation(owner, (path,)):
+            samples.append(nla_samples(owner, path, frames))
         else:
-            samples.append(sample_property(scene, path, frames, now[path]))
+            samples.append(sample_property(owner, path, frames, now[path]))
     if any(v is None for v in samples):
-        vals = evaluate_per_frame(scene, frames, lambda sc: (
-            EMOTIONS.index(sc.emote.emotion.lower()), sc.emote.intensity))
+        vals = evaluate_per_frame(scene, frames, lambda _sc: (
+            EMOTIONS.index(owner.emote.emotion.lower()), owner.emote.intensity))
         samples = [vals[:, 0], vals[:, 1]]
     cats, intensity = categories_from_samples(samples[0]), clamp_intensity(samples[1])
     return blend_categories(cats, fps, settings.transition_s), intensity

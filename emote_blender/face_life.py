@@ -142,14 +142,9 @@ def curve_values(obj, raw: dict, strengths: dict | None) -> list[tuple]:
     result = tuned(obj, result, strengths)
     exp, jaw = result["exp"], result["jaw"]
     out: list[tuple] = []
-    for col, kname in cmap.shape_keys.items():
-        out.append(("key", f'key_blocks["{kname}"].value', 0, exp[:, col]))
     jaw_open = channels.jaw_to_open(jaw[:, 0], JAW_OPEN_FULL_RAD)
-    if cmap.jaw_open_key:
-        out.append(("key", f'key_blocks["{cmap.jaw_open_key}"].value', 0, jaw_open))
-    for kname, terms in getattr(cmap, "mixes", {}).items():  # CC4 quarters, VRM / RPM presets
-        out.append(("key", f'key_blocks["{kname}"].value', 0,
-                    channels.mix_values(terms, exp, jaw_open)))
+    for kname, values in channels.key_values(cmap, exp, jaw_open):
+        out.append(("key", f'key_blocks["{kname}"].value', 0, values))
     rig = heads.find_rig(obj) if cmap.jaw_bone else None
     if rig is not None:
         quat = bake.jaw_quaternions(jaw, heads.bone_rest_matrix(rig, cmap.jaw_bone))

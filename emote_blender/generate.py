@@ -58,7 +58,7 @@ def prepare(scene, head_obj, strip, model: str, identity: str) -> Prepared:
         raise EmoteInputError("bad_request", f"Strip {strip.name!r}: {exc}. Make the strip "
                               "at least one frame long.") from None
     frames = audio_strips.frames_of(timing)
-    weights, intensity = emotion_curve.sample_emotion(scene, frames, timing.fps)
+    weights, intensity = emotion_curve.sample_emotion(scene, frames, timing.fps, head_obj)
     request = build_request(
         audio, timing.audio_start_s, timing.audio_end_s, timing.fps, timing.frame_count,
         model or "default", identity or None, weights, intensity, emotion_curve.EMOTIONS)
@@ -92,13 +92,12 @@ def generate_sync(scene, head_obj, strip, model: str, identity: str, python: str
     return take, cmap, job
 
 
-_STYLES: dict[tuple, list[str]] = {}  # (config path, mtime, size) -> its identities
+_CONFIGS: dict[tuple, dict] = {}  # (config path, mtime, size) -> its parsed config.json
 
 
-def checkpoint_styles(model: str) -> list[str]:
-    """Speaking styles (identities) a checkpoint folder offers, read from its config.json.
-
-    The panel's Style menu asks on every redraw: the file is parsed again only when it changed."""
+def _checkpoint_config(model: str) -> dict:
+    """A checkpoint folder's config.json ('default': the bundled model's), parsed again only when
+    the file changed ({} when it cannot be read): the panel asks on every redraw."""
     if not model or model == "default":
         from model_runtime.checkpoints import default_model_dir  # stdlib-only module
 
@@ -108,12 +107,31 @@ def checkpoint_styles(model: str) -> list[str]:
     try:
         st = cfg.stat()
     except OSError:
-        return []
+        return {}
     key = (str(cfg), st.st_mtime_ns, st.st_size)
-    if key not in _STYLES:
+    if key not in _CONFIGS:
         try:
             data = json.loads(cfg.read_text("utf-8"))
-            _STYLES[key] = [str(s) for s in data.get("conditions", {}).get("identities", [])]
-        except (OSError, ValueError, AttributeError):
-            return []
-    return list(_STYLES[key])
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        _CONFIGS[key] = data
+    return _CONFIGS[key]
+
+
+def checkpoint_styles(model: str) -> list[str]:
+    """Speaking styles (identities) a checkpoint folder offers, read from its config.json."""
+    try:
+        return [str(s) for s in _checkpoint_config(model).get("conditions", {})
+                .get("identities", [])]
+    except (AttributeError, TypeError):
+        return []
+
+
+def checkpoint_channels(model: str) -> list[str]:
+    """The expression channels a checkpoint's results carry (config.json's output exp_names)."""
+    try:
+        return [str(n) for n in _checkpoint_config(model).get("output", {}).get("exp_names", [])]
+    except (AttributeError, TypeError):
+        return []

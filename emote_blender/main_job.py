@@ -147,16 +147,17 @@ def build_scene(args, head_model):
     ed = scene.sequence_editor_create()
     strip = blender_compat.new_sound_strip(ed, Path(args.audio).stem, str(args.audio), 1, 1)
     ed.active_strip = strip
-    s = scene.emote
-    s.head, s.strip_name, s.transition_s = head, strip.name, args.transition
+    scene.emote.head = head
+    s = head.emote  # the head's own settings: strip, emotion curve
+    s.strip_name, s.transition_s = strip.name, args.transition
     fps = scene.render.fps / scene.render.fps_base
     first = int(strip.frame_final_start)
     for name, sec in args.emotion:
         s.emotion = name.upper()
-        scene.keyframe_insert("emote.emotion", frame=first + sec * fps)
+        head.keyframe_insert("emote.emotion", frame=first + sec * fps)
     for value, sec in args.intensity:
         s.intensity = value
-        scene.keyframe_insert("emote.intensity", frame=first + sec * fps)
+        head.keyframe_insert("emote.intensity", frame=first + sec * fps)
     scene.frame_start = first
     scene.frame_end = int(strip.frame_final_end) - 1
     return scene, head, strip

@@ -112,8 +112,9 @@ assert line.is_file(), line
 ed = scene.sequence_editor_create()
 from emote_blender import blender_compat
 s = scene.emote
-s.emotion = "HAPPY"
-scene.keyframe_insert("emote.emotion", frame=1)
+c = s.head.emote  # the head's own settings
+c.emotion = "HAPPY"
+s.head.keyframe_insert("emote.emotion", frame=1)
 try:
     strip = blender_compat.new_sound_strip(ed, "line_01", str(line), 1, 1)
 except RuntimeError as exc:  # the bpy 4.2 wheel is built without Audaspace: no sound strips
@@ -138,7 +139,7 @@ else:  # the same Generate, through the module the operator calls, with a stand-
         frame_final_end = 1 + duration
 
     strip = Strip()
-    generate.generate_sync(scene, s.head, strip, "default", s.style, py)
+    generate.generate_sync(scene, s.head, strip, "default", c.style, py)
     res = "generate_sync (no Audaspace in this bpy wheel)"
 dt = time.monotonic() - t0
 head = s.head

@@ -55,13 +55,13 @@ def setup_scene(scene, flame_pkl, checkpoint, wav, monkeypatch=None):
     assert bpy.ops.emote.add_flame_head(filepath=str(flame_pkl)) == {"FINISHED"}
     head = scene.emote.head
     strip = add_sound_strip(scene, "line01", wav, STRIP_FRAME, monkeypatch)
-    s = scene.emote
-    s.model_source, s.checkpoint_dir, s.style = "FOLDER", str(checkpoint), "calm"
-    s.transition_s = 0.2
+    scene.emote.model_source, scene.emote.checkpoint_dir = "FOLDER", str(checkpoint)
+    s = head.emote  # the head's own settings
+    s.style, s.transition_s = "calm", 0.2
     s.emotion = "HAPPY"
-    scene.keyframe_insert("emote.emotion", frame=HAPPY_FRAME)
+    head.keyframe_insert("emote.emotion", frame=HAPPY_FRAME)
     s.emotion = "SAD"
-    scene.keyframe_insert("emote.emotion", frame=SAD_FRAME)
+    head.keyframe_insert("emote.emotion", frame=SAD_FRAME)
     s.emotion = "NEUTRAL"  # today's value differs from the keyframes: sampling must ignore it
     return head, strip
 

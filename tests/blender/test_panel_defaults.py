@@ -30,7 +30,7 @@ def test_first_generate_with_every_default_uses_the_bundled_model(fresh, tmp_pat
     assert s.model_source == "DEFAULT"
     styles = generate.checkpoint_styles("default")
     assert styles, "the bundled model lists its speaking styles"
-    assert s.style == styles[0]  # the enum's default is the model's first style
+    assert s.head.emote.style == styles[0]  # the enum's default is the model's first style
     assert bpy.ops.emote.generate.poll()
     assert bpy.ops.emote.generate() == {"FINISHED"}, s.last_error
     assert s.last_error == ""
@@ -40,10 +40,12 @@ def test_first_generate_with_every_default_uses_the_bundled_model(fresh, tmp_pat
 def test_style_is_a_choice_among_the_chosen_models_styles(fresh, tiny_checkpoint):
     s = fresh.emote
     s.model_source, s.checkpoint_dir = "FOLDER", str(tiny_checkpoint)
+    assert bpy.ops.emote.add_default_head() == {"FINISHED"}
+    c = s.head.emote  # the style is the head's, its choices the scene's model's
     with pytest.raises(TypeError):
-        s.style = "no such style"  # an enum refuses free text
-    s.style = "calm"
-    assert s.style == "calm"
+        c.style = "no such style"  # an enum refuses free text
+    c.style = "calm"
+    assert c.style == "calm"
 
 
 def test_default_model_dir_override_changes_the_style_list(tmp_path, monkeypatch,
@@ -61,9 +63,9 @@ def test_generate_is_greyed_out_with_the_reason(fresh, tmp_path, monkeypatch):
     assert "head" in ops.generate_blocker(bpy.context).lower()
     assert bpy.ops.emote.add_default_head() == {"FINISHED"}
     assert "sequencer" in ops.generate_blocker(bpy.context).lower()
-    scene.emote.strip_name = "missing strip"
+    scene.emote.head.emote.strip_name = "missing strip"
     assert "missing strip" in ops.generate_blocker(bpy.context)
-    scene.emote.strip_name = ""
+    scene.emote.head.emote.strip_name = ""
     add_sound_strip(scene, "line", write_wav(tmp_path / "l.wav", 1.0), 1, monkeypatch)
     monkeypatch.setenv("EMOTE_RUNTIME_PYTHON", str(tmp_path / "no" / "python"))
     assert "does not exist" in ops.generate_blocker(bpy.context)

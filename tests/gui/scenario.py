@@ -188,6 +188,7 @@ def scenario_main():
     yield from _export_both_formats()
     _save_the_file()
     yield from _missing_audio()
+    yield from second_character()
 
 
 def _close_the_splash():
@@ -263,12 +264,13 @@ def _dialogue_and_emotion_keys():
     strip = module("emote_blender.audio_strips").sound_strips(scene)[0]
     scene.frame_end = int(strip.frame_final_end)
     line_strip = strip.name
-    # -- keyframe Emotion and Intensity (what hover + I does) --------------------------------
-    s = settings()
+    # -- keyframe the head's Emotion and Intensity (what hover + I does) ---------------------
+    head = settings().head
+    s = head.emote
     for frame, emo, inten in ((1, "NEUTRAL", 0.4), (70, "HAPPY", 0.9), (140, "SURPRISED", 1.0)):
         s.emotion, s.intensity = emo, inten
-        scene.keyframe_insert("emote.emotion", frame=frame)
-        scene.keyframe_insert("emote.intensity", frame=frame)
+        head.keyframe_insert("emote.emotion", frame=frame)
+        head.keyframe_insert("emote.intensity", frame=frame)
     scene.frame_set(1)
     styles = module("emote_blender.generate").checkpoint_styles("default")
     check("the default speaking style is one the bundled model offers",
@@ -355,7 +357,7 @@ def _esc_during_a_long_generate(line_strip: str):
                                           channel=2)
     long_strip = [x for x in module("emote_blender.audio_strips").sound_strips(scene)
                   if "long" in x.name][0]
-    settings().strip_name = long_strip.name
+    settings().head.emote.strip_name = long_strip.name
     client = module("emote_blender.runtime_client")
     server_before = client._SERVER.proc.pid if client._SERVER and client._SERVER.alive else None
     actions_before = sorted(a.name for a in bpy.data.actions)
@@ -371,7 +373,7 @@ def _esc_during_a_long_generate(line_strip: str):
     server_after = client._SERVER.proc.pid if client._SERVER and client._SERVER.alive else None
     check("Cancel keeps the warm runtime alive", server_before is not None
           and server_after == server_before, before=server_before, after=server_after)
-    settings().strip_name = line_strip
+    settings().head.emote.strip_name = line_strip
     yield from generate("after_cancel", shots_every=None)
     rec = FINDINGS["runs"]["after_cancel"]
     check("a Generate after the cancel is warm and bakes",
@@ -425,7 +427,7 @@ def _missing_audio():
     with bpy.context.temp_override(**override("SEQUENCE_EDITOR", "WINDOW")):
         bpy.ops.sequencer.sound_strip_add(filepath=str(gone), frame_start=1, channel=4)
     gone.unlink()
-    settings().strip_name = next(x.name for x in module("emote_blender.audio_strips")
+    settings().head.emote.strip_name = next(x.name for x in module("emote_blender.audio_strips")
                                  .sound_strips(bpy.context.scene) if "gone" in x.name)
     n = len(settings().head.emote_takes)
     mouse_over_sidebar()
@@ -443,6 +445,105 @@ def _missing_audio():
     check("a missing audio file is refused in words and changes nothing",
           ret == {"CANCELLED"} and "missing" in err.lower() and "relink" in err.lower()
           and len(settings().head.emote_takes) == n, error=err)
+
+
+def renamed_rig_name(name: str) -> str:
+    """What a Character Creator export calls an ARKit shape: CC_Base_Body_Mouth_Smile_L."""
+    channels = module("emote_blender.channels")
+    arkit = channels.canonical(name)
+    words = [w for w in __import__("re").findall(r"[a-z]+|[A-Z][a-z]*", arkit)]
+    words[-1] = {"Left": "L", "Right": "R"}.get(words[-1], words[-1])
+    return "CC_Base_Body_" + "_".join(w[:1].upper() + w[1:] for w in words)
+
+
+def second_character():
+    """A second character with a renamed rig (CC4 names, mouthClose as LipSeal, a name no
+    convention knows) gets its own strip, emotion and mapping in the panel, and its own take."""
+    first = settings().head
+    first_takes, first_action = takes_of(first), shape_action(first)
+    with bpy.context.temp_override(**override()):
+        bpy.ops.emote.add_default_head("INVOKE_DEFAULT")
+    yield 1.0
+    head = settings().head
+    if not check("a second head becomes the panel's head", head is not None and head != first,
+                 head=getattr(head, "name", None)):
+        return
+    first.location.x -= 0.3  # the new head stays where Add default head framed it
+    channels = module("emote_blender.channels")
+    renamed = {}
+    for kb in head.data.shape_keys.key_blocks[1:]:
+        role = channels.identify(kb.name)
+        if role is None or role.preset:
+            continue
+        new = "LipSeal" if kb.name == "mouthClose" else renamed_rig_name(kb.name)
+        renamed[kb.name] = kb.name = new
+    # its own strip (the same line again, later on the timeline) and its own emotion
+    with bpy.context.temp_override(**override("SEQUENCE_EDITOR", "WINDOW")):
+        bpy.ops.sequencer.sound_strip_add(filepath=os.environ["EMOTE_WAV"], frame_start=200,
+                                          channel=5)
+    scene = bpy.context.scene
+    strip = [x for x in module("emote_blender.audio_strips").sound_strips(scene)
+             if int(x.frame_final_start) == 200][0]
+    scene.frame_end = max(scene.frame_end, int(strip.frame_final_end))
+    c = head.emote
+    c.strip_name = strip.name
+    for frame, emo in ((200, "SAD"), (260, "ANGRY")):
+        c.emotion = emo
+        head.keyframe_insert("emote.emotion", frame=frame)
+    # the mapping editor (the EMOTE Mapping panel): From names, then the key no convention names
+    mouse_over_sidebar()
+    with bpy.context.temp_override(**override()):
+        bpy.ops.emote.mapping_fill("INVOKE_DEFAULT")
+    yield 1.0
+    rows = {r.channel: r for r in c.mapping}
+    check("From names fills one row per model channel, the renamed keys found",
+          len(rows) >= 40 and rows["mouthSmile_L"].target == "CC_Base_Body_Mouth_Smile_L"
+          and rows["mouthClose"].target == "", rows=len(rows),
+          smile=getattr(rows.get("mouthSmile_L"), "target", None))
+    rows["mouthClose"].target, rows["mouthClose"].gain = "LipSeal", 1.2
+    c.mapping_index = list(c.mapping).index(rows["mouthClose"])
+    scene.frame_set(230)
+    ui = region(area("VIEW_3D"), "UI")
+    x, y = ui.x + ui.width // 2, bpy.context.window_manager.windows[0].height - (ui.y
+                                                                                 + ui.height // 2)
+    xdo("mousemove", str(x), str(y), "click", "--repeat", "25", "--delay", "30", "5")
+    yield 3.5  # the wheel scrolls the sidebar down to the mapping panel
+    shot("second_character_mapping")
+    xdo("mousemove", str(x), str(y), "click", "--repeat", "25", "--delay", "30", "4")
+    yield 1.5
+    yield from generate("second_character", shots_every=None)
+    rec = FINDINGS["runs"]["second_character"]
+    take = head.emote_takes[-1] if len(head.emote_takes) else None
+    check("the second character gets its own take from its own strip and emotion",
+          take is not None and len(head.emote_takes) == 1 and take.strip == strip.name
+          and "sad" in take.emotion and take.first_frame == 200 and not rec["last_error"],
+          take=getattr(take, "name", None), emotion=getattr(take, "emotion", None), **rec)
+    check("the first character's takes stay as they were",
+          takes_of(first) == first_takes and shape_action(first) == first_action,
+          before=first_takes, after=takes_of(first))
+    key = head.data.shape_keys
+    seen = {"CC_Base_Body_Mouth_Funnel": [], "LipSeal": [], "CC_Base_Body_Mouth_Lower_Down_L": []}
+    for fr in range(200, 330, 6):
+        scene.frame_set(fr)
+        for k in seen:
+            seen[k].append(round(key.key_blocks[k].value, 3))
+    check("the renamed rig's keys move, the mapped LipSeal too",
+          all(len(set(v)) > 3 for v in seen.values()), **seen)
+    raw = module("emote_blender.face_life").load_raw(take.action) if take else None
+    blender_compat = module("emote_blender.blender_compat")
+    fc = next((f for f in blender_compat.action_fcurves(take.action)
+               if f.data_path == 'key_blocks["LipSeal"].value'), None) if take else None
+    ok = raw is not None and fc is not None
+    if ok:
+        col = raw["exp_names"].index("mouthClose")
+        want = [1.2 * float(v) for v in raw["exp"][:, col]]
+        got = [kp.co[1] for kp in fc.keyframe_points]
+        ok = len(got) == len(want) and max(abs(a - b) for a, b in zip(got, want)) < 1e-4
+    check("the mapping row drives LipSeal with its gain", ok,
+          unmatched=settings().unmatched, notes=settings().bake_notes)
+    scene.frame_set(236)
+    yield 0.5
+    shot("two_characters")
 
 
 def scenario_reopen():

@@ -3,8 +3,9 @@
 `./run test-gui` runs these (they are left out of the default suite: about 5 minutes, root, a
 chroot). One session fixture builds the extension zip, starts Xvfb and Blender in the chroot of
 tests/gui/chroot.sh, plays tests/gui/scenario.py (install, defaults, Generate cold and warm, takes,
-undo/redo, Esc, exports, save), then reopens the saved file in a new Blender process. Each named
-check of the scenario is one test; screenshots and logs stay in out/gui/.
+undo/redo, Esc, exports, save, a second character with a renamed rig and its own strip, emotion
+and mapping), then reopens the saved file in a new Blender process. Each named check of the
+scenario is one test; screenshots and logs stay in out/gui/.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ MAIN_CHECKS = [
     "the file saves",
     "a missing audio file is refused in words and changes nothing",
     "the error message is visible in the sidebar",
+    "a second head becomes the panel's head",
+    "From names fills one row per model channel, the renamed keys found",
+    "the second character gets its own take from its own strip and emotion",
+    "the first character's takes stay as they were",
+    "the renamed rig's keys move, the mapped LipSeal too",
+    "the mapping row drives LipSeal with its gain",
 ]
 REOPEN_CHECKS = [
     "the extension is enabled after a restart",
