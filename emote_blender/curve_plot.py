@@ -27,9 +27,9 @@ def labels_for(cmap, exp_names: list[str]) -> dict[str, str]:
             if 0 <= col < len(exp_names):
                 labels.setdefault(exp_names[col], key)
     if cmap.jaw_bone:
-        labels["jaw"] = f"{cmap.jaw_bone} bone"
+        labels["jaw"] = f"{cmap.jaw_bone} bone rotation (rad)"
     elif cmap.jaw_open_key:
-        labels["jaw"] = f"jaw (drives {cmap.jaw_open_key})"
+        labels["jaw"] = f"jaw rotation (rad), drives {cmap.jaw_open_key}"
     return labels
 
 

@@ -101,8 +101,9 @@ def curve_plot_data(fps: float, exp: np.ndarray, exp_names: list[str],
                     title: str = "", first_frame: int = 0) -> CurvePlot:
     """What the curve plot shows for a result (and the request's emotion curve, when given).
 
-    `labels` maps a model channel name (and "jaw") to the name it has in Blender: the head's shape
-    key or bone; channels without an entry keep the model's name. Head and gaze rows are shown
+    `labels` maps a model channel name to the name it has in Blender (the head's shape key), and
+    "jaw" to the jaw line's label (naming its bone); channels without an entry keep the model's
+    name. Head and gaze rows are shown
     (in degrees) only when they move.
     """
     exp = np.asarray(exp, dtype=np.float64)
@@ -133,8 +134,7 @@ def curve_plot_data(fps: float, exp: np.ndarray, exp_names: list[str],
                                          for c in cols])
         if title_ == "Mouth and jaw" and jaw is not None:
             jaw = np.asarray(jaw, dtype=np.float64)
-            panel.series.insert(0, Series(f"{labels.get('jaw', 'jaw')} rotation (rad)",
-                                          jaw[:, 0]))
+            panel.series.insert(0, Series(labels.get("jaw", "jaw rotation (rad)"), jaw[:, 0]))
             panel.ylabel = "weight, radians"
         if panel.series:
             panels.append(panel)
@@ -283,8 +283,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--request", metavar="REQ.json",
                    help="the request that made the result: adds its emotion curve and intensity")
     p.add_argument("--labels", metavar="LABELS.json",
-                   help="JSON object: model channel name (or \"jaw\") -> the name shown, such "
-                        "as the head's shape key")
+                   help="JSON object: model channel name -> the name shown, such as the head's "
+                        "shape key (\"jaw\": the jaw line's label)")
     p.add_argument("--key", action="append", default=[], metavar="EMOTION:SECONDS",
                    help="an emotion keyframe to mark (repeatable)")
     p.add_argument("--title", default="", help="the plot's title")

@@ -70,7 +70,7 @@ def test_legend_lists_only_the_emotions_the_curve_uses():
 def test_channels_are_labelled_with_the_names_they_have_in_blender():
     # The main job passes the head's shape-key and bone names (curve_plot.labels_for).
     plot = demo_plot(labels={"mouthSmile_L": "mouthSmileLeft", "jawOpen": "jawOpen",
-                             "jaw": "jaw bone"})
+                             "jaw": "jaw bone rotation (rad)"})
     mouth = labels_of(plot, "Mouth and jaw")
     assert mouth[0] == "jaw bone rotation (rad)"
     assert "mouthSmileLeft" in mouth and "mouthSmile_L" not in mouth
@@ -194,3 +194,34 @@ def test_matplotlib_pin_is_the_runtime_requirement():
     pins = (ROOT / "model_runtime" / "requirements.txt").read_text().split()
     assert plots.MATPLOTLIB_PIN in pins
     assert plots.MATPLOTLIB_PIN in (ROOT / "requirements-dev.txt").read_text().split()
+
+
+def test_blender_side_labels_are_the_heads_key_and_bone_names():
+    from emote_blender import curve_plot
+    from emote_blender.channels import match_channels
+
+    names = list(OPEN_HEAD_CHANNELS)
+    rpm_keys = [n.replace("_L", "Left").replace("_R", "Right") for n in names]  # another rig
+    labels = curve_plot.labels_for(match_channels(names, rpm_keys, ["jaw", "head"]), names)
+    assert labels["mouthSmile_L"] == "mouthSmileLeft"
+    assert labels["eyeBlink_R"] == "eyeBlinkRight"
+    assert labels["jaw"] == "jaw bone rotation (rad)"
+    no_bone = curve_plot.labels_for(match_channels(names, rpm_keys, []), names)
+    assert no_bone["jaw"] == "jaw rotation (rad), drives jawOpen"
+
+
+def test_blender_side_draw_fails_soft_in_words(tmp_path):
+    """The main job's call: a runtime that cannot run the plot gives a warning, never raises."""
+    from emote_blender import curve_plot
+
+    result, request = write_inputs(tmp_path)
+    png, warning = curve_plot.draw(tmp_path / "no_python", result, json.loads(
+        request.read_text()), tmp_path / "curves.png", tmp_path)
+    assert png is None and "could not be started for the curve plot" in warning
+    png, warning = curve_plot.draw(sys.executable, tmp_path / "missing.npz", {}, tmp_path / "c.png",
+                                   tmp_path)
+    assert png is None and "Result file not found" in warning
+    png, warning = curve_plot.draw(sys.executable, result, json.loads(request.read_text()),
+                                   tmp_path / "curves.png", tmp_path, {"mouthSmile_L": "smile"},
+                                   [("happy", 2.0)], "t", 1)
+    assert png == tmp_path / "curves.png" and png.is_file() and warning == ""
