@@ -149,8 +149,8 @@ class _MultiView:
     With two views each frame is rendered once per camera and written side by side (stereo
     side-by-side, not squeezed); with one view nothing changes."""
 
-    def __init__(self, scene, views: list[str]):
-        self.scene, self.views = scene, views
+    def __init__(self, scene, views: list[str], name: str = CAMERA_NAME):
+        self.scene, self.views, self.name = scene, views, name
 
     def __enter__(self):
         r, ims = self.scene.render, self.scene.render.image_settings
@@ -159,8 +159,12 @@ class _MultiView:
                       ims.stereo_3d_format.use_sidebyside_crosseyed,
                       ims.stereo_3d_format.use_squeezed_frame,
                       {v.name: (v.use, v.camera_suffix) for v in r.views})
+        self.camera = self.scene.camera
         if len(self.views) < 2:
             r.use_multiview = False
+            if self.views:  # the one view's own camera (the scene camera is the front one)
+                cam = self.scene.objects.get(self.name + VIEWS[self.views[0]][0])
+                self.scene.camera = cam or self.camera
             return self
         r.use_multiview = True
         r.views_format = "MULTIVIEW"
@@ -182,6 +186,7 @@ class _MultiView:
         for v in r.views:
             if v.name in views:
                 v.use, v.camera_suffix = views[v.name]
+        self.scene.camera = self.camera
         return False
 
 

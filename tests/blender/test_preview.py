@@ -79,6 +79,9 @@ def test_video_has_both_views_side_by_side_and_settings_are_restored(head_scene,
     assert [p.name for p in tmp_path.iterdir()] == ["both.mp4"]  # no temporary folder left
     front_only = preview.render_video(scene, tmp_path / "front.mp4", 1, 2, views=["front"])
     assert movie_size(front_only) == (width, SIZE)
+    camera = scene.camera
+    preview.render_video(scene, tmp_path / "three_quarter.mp4", 1, 2, views=["three_quarter"])
+    assert scene.camera == camera  # the front camera again afterwards
 
 
 def test_fallback_frames_and_contact_sheet_hold_both_views(head_scene, tmp_path):
