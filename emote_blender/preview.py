@@ -26,6 +26,7 @@ GROUP_COLOURS = {
     "iris": (0.25, 0.40, 0.55, 1), "pupil": (0.02, 0.02, 0.02, 1),
 }
 
+
 # --- materials and camera ---------------------------------------------------------------------
 
 def colour_head(obj, head_model) -> None:
