@@ -2,7 +2,9 @@
 
 Adds the default head and the dialogue as a sound strip, keyframes an emotion curve, runs
 Generate, bakes the take, and writes `<out>/<name>.glb/.fbx/.blend`, a Workbench preview video
-with the audio and a PNG plot of the emotion curve over the key mouth and brow channels.
+with the audio (front and three-quarter views side by side) and a PNG plot of the emotion curve
+over the key mouth, brow and eye channels (drawn by the runtime with matplotlib; a runtime
+without matplotlib gets a warning instead of the plot).
 
     .venv/bin/python -m emote_blender.main_job [--audio FILE] [--emotion neutral:0 happy:2 ...]
 """
@@ -167,7 +169,7 @@ def run(args) -> Outputs:
     """The whole main job; returns the output paths. Raises EmoteInputError/RuntimeFailure."""
     import bpy
 
-    from emote_blender import export, generate, preview, runtime_client, runtime_job
+    from emote_blender import curve_plot, export, generate, preview, runtime_client, runtime_job
     from emote_blender.runtime_result import read_result
 
     out = Outputs()
@@ -182,12 +184,25 @@ def run(args) -> Outputs:
     prepared = generate.prepare(scene, head, strip, args.model, style)
     say(f"Generate: {Path(args.audio).name}, {prepared.timing.frame_count} frames, model "
         f"{Path(args.model).name}, style {style!r}")
+    dest, name = Path(args.out).resolve(), args.name
     with tempfile.TemporaryDirectory(prefix="emote_main_job_") as work:
         job = runtime_job.wait(runtime_client.start(prepared.request, python, work,
                                                        use_server=False), args.timeout)
         take, cmap = generate.finish(head, prepared, job)
         result = read_result(job.out_path, prepared.timing.frame_count)
-    out.timings["generate"] = time.perf_counter() - t
+        out.timings["generate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        dest.mkdir(parents=True, exist_ok=True)
+        plot, warning = curve_plot.draw(
+            python, job.out_path, prepared.request, dest / f"{name}_curves.png", work,
+            curve_plot.labels_for(cmap, result["exp_names"]), keys=args.emotion,
+            title=f"{name}: emotion curve and key channels",
+            first_frame=prepared.timing.first_frame)
+        out.timings["plot"] = time.perf_counter() - t
+    if plot is not None:
+        out.files["plot"] = plot
+    else:
+        say(f"warning: no curve plot: {warning}")
     print(f"[emote] baked take {take.name!r}: {prepared.timing.frame_count} frames at "
           f"{prepared.timing.fps:g} fps, {len(cmap.shape_keys)} shape-key channels"
           + (f", jaw bone {cmap.jaw_bone!r}" if cmap.jaw_bone else ""), flush=True)
@@ -199,8 +214,6 @@ def run(args) -> Outputs:
         print(f"[emote] shape keys left alone (name not recognised): "
               f"{', '.join(cmap.unknown_keys)}")
 
-    dest, name = Path(args.out).resolve(), args.name
-    dest.mkdir(parents=True, exist_ok=True)
     log = None if args.verbose else dest / f"{name}_blender.log"
     if log is not None:
         log.unlink(missing_ok=True)
@@ -212,13 +225,8 @@ def run(args) -> Outputs:
     out.timings["export"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    fps = prepared.timing.fps
-    out.files["plot"] = preview.plot_curves(
-        dest / f"{name}_curves.png", fps, prepared.request["emotion"]["weights"],
-        prepared.request["emotion"]["names"], prepared.request["intensity"], result["exp"],
-        result["exp_names"], result["jaw"], keys=[(n, s) for n, s in args.emotion],
-        title=f"{name}: emotion curve and key channels")
-    preview.setup_camera(scene, head, args.size)
+    views = ("front",) if args.front_only else tuple(preview.VIEWS)
+    preview.setup_camera(scene, head, args.size, views=views)
     first = prepared.timing.first_frame
     last = first + prepared.timing.frame_count - 1
     if args.preview_frames is not None:
@@ -228,10 +236,13 @@ def run(args) -> Outputs:
     with blender_chatter_to(log):
         bpy.ops.wm.save_as_mainfile(filepath=str(blend), check_existing=False)
     out.files["Blender file"] = blend
-    out.timings["plot+save"] = time.perf_counter() - t
+    out.timings["save"] = time.perf_counter() - t
     if not args.no_video:
         t = time.perf_counter()
-        say(f"rendering the preview ({last - first + 1} frames, {args.size} px, Workbench)")
+        shown = " and ".join(v.replace("_", "-") for v in views)
+        say(f"rendering the preview ({last - first + 1} frames, {shown} view"
+            f"{'s' if len(views) > 1 else ''}, {scene.render.resolution_x} x {args.size} px "
+            "each, Workbench)")
         with blender_chatter_to(log):
             out.files["preview"] = preview.render_video(
                 scene, dest / f"{name}_preview.mp4", first, last, prepared.request["audio"],
@@ -266,7 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=25.0, help="scene frame rate (default: 25)")
     p.add_argument("--out", default=str(ROOT / "out"), help="output folder (default: out/)")
     p.add_argument("--name", default=None, help="output file name (default: the audio's name)")
-    p.add_argument("--size", type=int, default=512, help="preview video size in px (512)")
+    p.add_argument("--size", type=int, default=512,
+                   help="height of the preview video in px (512); the front and three-quarter "
+                        "views stand side by side, each as wide as the head needs")
+    p.add_argument("--front-only", action="store_true",
+                   help="render only the front view in the preview (half the render time)")
     p.add_argument("--preview-frames", type=int, default=None, metavar="N",
                    help="render only the first N frames of the preview (quick checks)")
     p.add_argument("--no-video", action="store_true", help="skip the preview video")

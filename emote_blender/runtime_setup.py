@@ -49,6 +49,18 @@ def pinned_requirements(root: Path | None = None) -> list[str]:
     return [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()]
 
 
+def optional_packages(root: Path | None = None) -> set[str]:
+    """Names of the pinned packages marked `# optional` (matplotlib: the main job's plot); a
+    set-up made without them, or with another version of them, still counts as ready."""
+    lines = requirements_file(root).read_text("utf-8").splitlines()
+    return {_package(ln.split("#")[0]) for ln in lines
+            if "#" in ln and ln.split("#", 1)[1].strip().lower().startswith("optional")}
+
+
+def _package(requirement: str) -> str:
+    return re.split(r"[=<>!~\[; ]", requirement.strip(), maxsplit=1)[0].lower()
+
+
 # --- bundled wheels -------------------------------------------------------------------------
 
 def wheel_site_packages(extensions_dir: str | Path) -> Path:
@@ -139,7 +151,13 @@ def setup_state(folder: str | Path) -> str:
     info = ready_info(folder)
     if info is None:
         return "missing"
-    same = (info.get("requirements") == pinned_requirements()
+    optional = optional_packages()
+
+    def needed(reqs) -> list[str]:
+        return [r for r in reqs if _package(r) not in optional]
+
+    reqs = info.get("requirements")
+    same = (isinstance(reqs, list) and needed(map(str, reqs)) == needed(pinned_requirements())
             and info.get("python") == list(sys.version_info[:2]))
     return "ready" if same else "outdated"
 

@@ -1,4 +1,4 @@
-"""The runtime's command line: `python -m model_runtime generate|serve|convert-official|batch`.
+"""The runtime's command line: `python -m model_runtime generate|serve|convert-official|batch|plot`.
 
 Programs (the Blender extension) use `generate --request REQ.json --out RESULT.npz --progress
 jsonl` or the warm `serve` loop and read JSON lines on stdout; people use
@@ -263,6 +263,23 @@ def _run_batch(args: argparse.Namespace) -> int:
         return EXIT_INTERNAL
 
 
+def _configure_plot(p: argparse.ArgumentParser) -> None:
+    from model_runtime.plots import add_arguments
+
+    add_arguments(p)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    with _session(args.progress) as session:
+        from model_runtime import plots
+
+        out = plots.plot_result(args.result, args.out, plots.read_json(args.request, "request"),
+                                plots.read_json(args.labels, "labels file"),
+                                plots.keys_from_args(args.key), args.title, args.first_frame)
+        session.finish({"event": "done", "out": str(out)}, f"Wrote {out}.")
+    return session.exit_code
+
+
 register_command(Command(
     "generate", "animate one audio file or request",
     "Turn speech audio into FLAME expression + jaw animation (RESULT.npz).",
@@ -280,6 +297,10 @@ register_command(Command(
     "batch", "animate many audio lines (files, folders, lists, CSV) in parallel",
     "Generate one RESULT .npz per dialogue line; resumable, failures reported per line.",
     _configure_batch, _run_batch))
+register_command(Command(
+    "plot", "draw a result's curve plot (emotion curve, key channels) as a PNG",
+    "Draw the emotion curve and the key mouth, brow and eye channels of a RESULT.npz with "
+    "matplotlib.", _configure_plot, _run_plot))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ def test_runtime_pins_are_the_versions_the_tests_run_on():
     from emote_blender.runtime_setup import pinned_requirements
 
     pins = dict(r.split("==") for r in pinned_requirements())
-    assert set(pins) == {"torch", "numpy", "scipy", "soundfile", "safetensors"}
+    assert set(pins) == {"torch", "numpy", "scipy", "soundfile", "safetensors", "matplotlib"}
     for name, version in pins.items():
         installed = importlib.metadata.version(name)
         assert installed.split("+")[0] == version, (name, installed, version)

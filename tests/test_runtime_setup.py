@@ -56,6 +56,25 @@ def test_only_a_marker_with_todays_pins_counts_as_set_up(tmp_path):
     assert not folder.exists() and runtime_setup.setup_state(folder) == "missing"
 
 
+def test_a_setup_without_the_optional_plot_package_stays_ready(tmp_path):
+    """matplotlib (the main job's plot) is optional: adding its pin must not make every earlier
+    'Set up runtime' outdated (a Repair downloads PyTorch again)."""
+    assert runtime_setup.optional_packages() == {"matplotlib"}
+    folder = runtime_setup.setup_folder(tmp_path)
+    folder.mkdir(parents=True)
+    marker = folder / runtime_setup.READY_MARKER
+    python = list(sys.version_info[:2])
+    pins = runtime_setup.pinned_requirements()
+    before = [r for r in pins if not r.startswith("matplotlib")]
+    assert before != pins
+    for reqs in (pins, before, before + ["matplotlib==3.9.0"]):
+        marker.write_text(json.dumps({"requirements": reqs, "python": python}))
+        assert runtime_setup.setup_state(folder) == "ready", reqs
+    for reqs in ([r.replace("torch==2.13.0", "torch==2.12.0") for r in pins], before[1:]):
+        marker.write_text(json.dumps({"requirements": reqs, "python": python}))
+        assert runtime_setup.setup_state(folder) == "outdated", reqs
+
+
 def test_install_is_pinned_from_the_index_alone():
     cmd = runtime_setup.install_command("py", Path("/t"), runtime_setup.pinned_requirements())
     assert "torch==2.13.0" in cmd and "numpy==1.26.4" in cmd

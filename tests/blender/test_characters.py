@@ -170,7 +170,7 @@ def _old_style_scene(scene, head):
     fc.keyframe_points.foreach_set("co", [10.0, 1.0, 30.0, 2.0])
     for kp in fc.keyframe_points:
         kp.interpolation = "CONSTANT"
-    blender_compat.assign(scene, act, writer.slot_for(scene))
+    blender_compat.assign(scene, act)  # with its slot on 4.4+
 
 
 def test_an_older_files_scene_settings_move_onto_its_head_on_load(fresh, tmp_path):

@@ -75,6 +75,10 @@ def test_main_job_writes_every_output(tmp_path, open_head_checkpoint):
         assert f"{label}" in proc.stdout and str(path) in proc.stdout, label
     video = [p for p in out.glob(f"{name}_preview.*")]
     assert len(video) == 1 and video[0].stat().st_size > 1000, video
+    clip = bpy.data.movieclips.load(str(video[0]))
+    width, height = clip.size
+    bpy.data.movieclips.remove(clip)
+    assert height == 96 and width > 96, (width, height)  # front and three-quarter side by side
     import aud  # Blender's own audio library decodes the mp4's sound track
 
     sound = aud.Sound(str(video[0])).data()
@@ -121,16 +125,41 @@ def test_main_job_writes_every_output(tmp_path, open_head_checkpoint):
     assert any("key_blocks" in fc.data_path for fc in fcurves)
     assert any("rotation_quaternion" in fc.data_path for fc in fcurves)
     assert all(len(fc.keyframe_points) == frames for fc in fcurves)
+    with bpy.data.libraries.load(str(expected["Blender file"])) as (src, dst):
+        cameras = sorted(o for o in src.objects if o.startswith("EMOTE preview camera"))
+    assert cameras == ["EMOTE preview camera_front", "EMOTE preview camera_three_quarter"]
     bpy.ops.wm.read_factory_settings(use_empty=True)
 
-    # The plot: an RGB image with the emotion colours drawn (happy yellow, surprised pink).
-    from emote_blender.preview import EMOTION_COLOURS, read_png
+    # The plot: a real PNG drawn by the runtime (matplotlib), not blank.
+    img = bpy.data.images.load(str(expected["plot"]))
+    w, h = img.size
+    px = np.array(img.pixels[:], dtype=np.float32).reshape(h, w, -1)[..., :3]
+    bpy.data.images.remove(img)
+    assert w == 1400 and h > 800 and px.std() > 0.1
+    assert "warning" not in proc.stdout
 
-    img = read_png(expected["plot"])
-    assert img.ndim == 3 and img.shape[2] == 3 and img.shape[0] > 400
-    for emotion in ("neutral", "happy", "surprised"):
-        colour = np.array(EMOTION_COLOURS[emotion], dtype=np.uint8)
-        assert (img == colour).all(axis=2).sum() > 500, emotion
+
+@needs_sound_strips
+def test_main_job_without_matplotlib_still_finishes(tmp_path, open_head_checkpoint):
+    """A runtime set up before matplotlib was pinned: no plot, a warning in words, all else."""
+    hide = tmp_path / "no_matplotlib"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['matplotlib'] = None\n")
+    wav = write_wav(tmp_path / "line.wav", 1.0, seed=4)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hide), str(ROOT)]))
+    proc = subprocess.run([sys.executable, "-m", "emote_blender.main_job", "--audio", str(wav),
+                           "--model", str(open_head_checkpoint), "--out", str(out), "--fps",
+                           str(FPS), "--no-video"], capture_output=True, text=True,
+                          cwd=str(ROOT), env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    warning = [ln for ln in proc.stdout.splitlines() if "warning: no curve plot" in ln]
+    assert len(warning) == 1 and "matplotlib is not installed" in warning[0], proc.stdout
+    assert "pip install matplotlib==" in warning[0]
+    assert not (out / "line_curves.png").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries
+    assert (out / "line.glb").is_file() and (out / "line.blend").is_file()
+    assert "plot " not in proc.stdout.split("Outputs:")[-1]
 
 
 def test_main_job_reports_bad_input_in_words(tmp_path):
