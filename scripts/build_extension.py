@@ -127,6 +127,15 @@ def _best_wheel(cache: Path, req) -> Path | None:
     return best[1] if best else None
 
 
+def bundled_requirements(requirements: Path) -> list[str]:
+    """The pins a bundled zip carries: all but those marked `# optional` (matplotlib: only the
+    command-line main job's curve plot uses it, never the panel, and it warns and skips the plot
+    without it), which would add about 24 MiB to each zip."""
+    lines = requirements.read_text("utf-8").splitlines()
+    return [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()
+            and not ln.partition("#")[2].strip().lower().startswith("optional")]
+
+
 def download_wheels(platform: str, cache: Path, requirements: Path,
                     torch_index: str | None = None) -> list[Path]:
     """The runtime's wheels and their dependencies for one platform, into `cache`.
@@ -148,8 +157,7 @@ def download_wheels(platform: str, cache: Path, requirements: Path,
     if torch_index and platform == "linux-x64":
         base += ["--extra-index-url", torch_index]
     env = marker_env(platform)
-    lines = [ln.split("#")[0].strip() for ln in requirements.read_text("utf-8").splitlines()]
-    todo = [Requirement(ln) for ln in lines if ln]
+    todo = [Requirement(ln) for ln in bundled_requirements(requirements)]
     chosen: dict[str, Path] = {}
     print(f"[build] wheels for {platform} -> {cache}", file=sys.stderr)
     while todo:
