@@ -140,6 +140,9 @@ def curve_values(obj, raw: dict, strengths: dict | None) -> list[tuple]:
     cmap = bake.channel_map_for(obj, raw["exp_names"])
     result, cmap, _note = retarget(obj, raw, cmap)
     result = tuned(obj, result, strengths)
+    from emote_blender import mouth_close  # as bake_take: mouthClose within jawOpen
+
+    result = mouth_close.capped(obj, result, cmap)
     exp, jaw = result["exp"], result["jaw"]
     out: list[tuple] = []
     for col, kname in cmap.shape_keys.items():

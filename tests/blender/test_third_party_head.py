@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,14 +19,35 @@ pytestmark = pytest.mark.blender
 DEV_CLIP = "vm-tocallnum"  # "press 1 to call this number": P, M and B
 ALIGN_CACHE = ROOT / "data" / "align_cache" / "dev"  # the one bench/eval_lipsync.py fills
 
+# Run in the runtime interpreter: the training package (alignment, metrics) is not part of the
+# installed extension that Blender imports, and pocketsphinx is not in Blender's Python.
 _ALIGN_CODE = """
 import json, sys
 from pathlib import Path
 from model_runtime.training import align
 key = sys.argv[1]
-audio = align.load_asterisk_clip(key)
-res = align.align_cached(None, key, audio, align.asterisk_transcripts()[key], Path(sys.argv[2]))
-print(json.dumps(res["phones"] if res else None))
+try:
+    keys = align.dev_clip_keys()
+except FileNotFoundError as exc:
+    print(json.dumps({"skip": f"no dev clip list ({exc}); set EMOTE_SHARED_DIR"}))
+    raise SystemExit
+wav = align.ASTERISK_SOUNDS / f"{key}.wav"
+if key not in keys:
+    print(json.dumps({"error": f"{key} is no longer a dev clip"}))
+elif not wav.is_file():
+    print(json.dumps({"skip": f"{wav} is missing: apt-get install asterisk-core-sounds-en-wav"}))
+else:
+    res = align.align_cached(None, key, align.load_asterisk_clip(key),
+                             align.asterisk_transcripts()[key], Path(sys.argv[2]))
+    print(json.dumps({"wav": str(wav), "phones": res["phones"] if res else None}))
+"""
+
+_METRICS_CODE = """
+import json, sys
+import numpy as np
+from model_runtime.training import metrics
+d = np.load(sys.argv[1])
+print(json.dumps(metrics.clip_metrics(d["g"], d["w"], json.loads(sys.argv[2]), 25.0)))
 """
 
 
@@ -41,20 +63,13 @@ def facecap_glb():
 
 @pytest.fixture(scope="module")
 def dev_clip():
-    """(wav path, phones) of the dev clip, its alignment from pocketsphinx (runtime venv)."""
-    from model_runtime.training import align
-
-    try:
-        keys = align.dev_clip_keys()
-    except FileNotFoundError as exc:
-        pytest.skip(f"no dev clip list ({exc}); set EMOTE_SHARED_DIR to the shared folder")
-    assert DEV_CLIP in keys, f"{DEV_CLIP} is no longer a dev clip"
-    wav = align.ASTERISK_SOUNDS / f"{DEV_CLIP}.wav"
-    if not wav.is_file():
-        pytest.skip(f"{wav} is missing: apt-get install asterisk-core-sounds-en-wav")
-    phones = json.loads(run_runtime_py(_ALIGN_CODE, DEV_CLIP, str(ALIGN_CACHE)))
-    assert phones, f"pocketsphinx could not align {DEV_CLIP}"
-    return wav, phones
+    """(wav path, phones) of the dev clip, aligned by pocketsphinx (cached like the bench's)."""
+    got = json.loads(run_runtime_py(_ALIGN_CODE, DEV_CLIP, str(ALIGN_CACHE)))
+    if "skip" in got:
+        pytest.skip(got["skip"])
+    assert "error" not in got, got["error"]
+    assert got["phones"], f"pocketsphinx could not align {DEV_CLIP}"
+    return Path(got["wav"]), got["phones"]
 
 
 def _import(scene, path):
@@ -90,10 +105,10 @@ def test_face_cap_head_matches_its_arkit_shapes_and_lips(fresh, facecap_glb):
     assert not mouth_close.closes_through(retargeting._open_head())
 
 
-def test_generate_onto_face_cap_head_seals_bilabials(fresh, facecap_glb, dev_clip):
+def test_generate_onto_face_cap_head_seals_bilabials(fresh, facecap_glb, dev_clip, tmp_path):
     from bench.eval_third_party_head import life_size_mm, lip_landmarks, lip_signals_on_mesh
-    from emote_blender import generate
-    from model_runtime.training import metrics
+    from emote_blender import face_life, generate
+    from model_runtime import strengths
 
     scene = fresh
     obj = _import(scene, facecap_glb)
@@ -112,17 +127,25 @@ def test_generate_onto_face_cap_head_seals_bilabials(fresh, facecap_glb, dev_cli
     frames = take.first_frame + np.arange(n)
     marks = lip_landmarks(obj)
     g, w = lip_signals_on_mesh(scene, obj, marks, frames, life_size_mm(obj, marks))
-    m = metrics.clip_metrics(g, w, phones, 25.0)
+    np.savez(tmp_path / "lips.npz", g=g, w=w)
+    m = json.loads(run_runtime_py(_METRICS_CODE, str(tmp_path / "lips.npz"), json.dumps(phones)))
     assert m["closure_n"] >= 3
     assert m["closure_hits"] == m["closure_n"], (m["seal_gaps_mm"], m["tau"])
     assert np.median(m["open_gaps_mm"]) > 5.0  # and the mouth opens for the vowels
     assert m["false_hits"] <= m["false_n"] // 4
 
-    kb = obj.data.shape_keys.key_blocks
-    close, jaw_open = [], []
-    for f in frames:
-        scene.frame_set(int(f))
-        close.append(kb["mouthClose"].value)
-        jaw_open.append(kb["jawOpen"].value)
-    assert max(close) > 0.05  # the model's lip closure is there ...
-    assert np.all(np.array(close) <= np.array(jaw_open) + 1e-6)  # ... within the jaw's opening
+    def close_and_jaw_open():
+        kb = obj.data.shape_keys.key_blocks
+        out = []
+        for f in frames:
+            scene.frame_set(int(f))
+            out.append((kb["mouthClose"].value, kb["jawOpen"].value))
+        return np.array(out).T
+
+    close, jaw_open = close_and_jaw_open()
+    assert close.max() > 0.05  # the model's lip closure is there ...
+    assert np.all(close <= jaw_open + 1e-6)  # ... within the jaw's opening
+    # Re-applying strengths (lip closure doubled) keeps it there.
+    assert face_life.rebake(obj, take, {**strengths.NEUTRAL, "lip_closure": 2.0}) > 0
+    close2, jaw_open2 = close_and_jaw_open()
+    assert np.all(close2 <= jaw_open2 + 1e-6) and close2.sum() > close.sum()
