@@ -2,7 +2,8 @@
 (tests/data/third_party/facecap/NOTICE.md) imported with Blender's glTF importer, its shape keys
 matched by name, a take generated onto it from each dev clip, lips measured on its evaluated mesh.
 
-    python bench/eval_third_party_head.py [--model default|DIR] [--limit N] [--json OUT]
+    python bench/eval_third_party_head.py [--model default|DIR] [--limit N] [--clear-animation]
+                                          [--json OUT]
 
 Needs bpy (this venv), the dev clips (EMOTE_SHARED_DIR, Debian's asterisk-core-sounds-en-wav)
 and the head (fetched on first use: python -m tests.helpers.third_party_head).
@@ -16,6 +17,8 @@ vertices mouthSmileLeft/Right move most; the inner lips the upper/lower pair, ne
 that mouthClose moves down/up by at least half its most and that lie closest together at rest.
 The head is modelled larger than life, so its gaps in mm are scaled by (open head's rest mouth
 width / its rest mouth width); closure recall and false closure rate do not depend on scale.
+Last, issue 17 part 3 on this head: each run carried onto the synthetic FLAME head and from there
+onto this head by the retargeting fit, and the lip gap correlation of the two.
 """
 
 from __future__ import annotations
