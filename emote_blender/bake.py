@@ -87,6 +87,9 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
     cmap.retarget = note
     result = face_life.tuned(obj, result, face_life.scene_strengths() if strengths is None
                              else strengths)
+    from emote_blender import mouth_close  # ARKit-sculpted heads: mouthClose within jawOpen
+
+    result = mouth_close.capped(obj, result, cmap)
     key = obj.data.shape_keys
     rig = heads.find_rig(obj) if cmap.jaw_bone else None
     if key is None and rig is None:

@@ -140,6 +140,9 @@ def curve_values(obj, raw: dict, strengths: dict | None) -> list[tuple]:
     cmap = bake.channel_map_for(obj, raw["exp_names"])
     result, cmap, _note = retarget(obj, raw, cmap)
     result = tuned(obj, result, strengths)
+    from emote_blender import mouth_close  # as bake_take: mouthClose within jawOpen
+
+    result = mouth_close.capped(obj, result, cmap)
     exp, jaw = result["exp"], result["jaw"]
     out: list[tuple] = []
     jaw_open = channels.jaw_to_open(jaw[:, 0], JAW_OPEN_FULL_RAD)

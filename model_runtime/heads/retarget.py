@@ -223,9 +223,10 @@ def landmarks_from_arkit_shapes(v_template: np.ndarray, exp_dirs: np.ndarray,
                                 exp_names) -> dict[str, int] | None:
     """The four mouth landmarks of an ARKit-shaped head, read off what its shapes move: each mouth
     corner is the vertex mouthSmileLeft/Right moves most; the inner lips are the vertices near
-    the midline between the corners that mouthClose moves most down (upper) and up (lower), or
-    failing that mouthUpperUp and mouthLowerDown move most up and down. None when the head lacks
-    those shapes. Model frame: y up, +x the subject's left."""
+    the midline between the corners that mouthClose moves down (upper lip) and up (lower lip),
+    or failing that mouthUpperUp and mouthLowerDown move up and down, by at least half as far as
+    the most-moved vertex of that lip: of those, the upper/lower pair closest at rest and to the
+    midline. None when the head lacks those shapes. Model frame: y up, +x the subject's left."""
     v = np.asarray(v_template, dtype=np.float64)
     smile_l, smile_r = (_dir(exp_names, exp_dirs, n) for n in ("mouthSmileLeft",
                                                                 "mouthSmileRight"))
@@ -253,7 +254,18 @@ def landmarks_from_arkit_shapes(v_template: np.ndarray, exp_dirs: np.ndarray,
     if not near.any():
         return None
     idx = np.nonzero(near)[0]
-    upper, lower = int(idx[np.argmax(up_move[idx])]), int(idx[np.argmax(low_move[idx])])
+    # Every vertex of a lip that the shape moves at least half as far as that lip's most-moved
+    # one, then of those the upper/lower pair closest at rest (their distances from the midline
+    # counted in): the centre of the lips' line of contact. The most-moved vertex alone may sit
+    # on a lip's front: Face Cap's lower lip moves as one piece.
+    if up_move[idx].max() <= 0 or low_move[idx].max() <= 0:
+        return None
+    ups = idx[up_move[idx] >= 0.5 * up_move[idx].max()]
+    lows = idx[low_move[idx] >= 0.5 * low_move[idx].max()]
+    dist = (np.linalg.norm(v[ups][:, None] - v[lows][None], axis=-1)
+            + np.abs(v[ups, 0] - centre[0])[:, None] + np.abs(v[lows, 0] - centre[0])[None])
+    i, j = np.unravel_index(int(np.argmin(dist)), dist.shape)
+    upper, lower = int(ups[i]), int(lows[j])
     if upper == lower:
         return None
     return {"lip_upper_inner": upper, "lip_lower_inner": lower, "mouth_corner_left": left,
