@@ -4,7 +4,7 @@ Adds the default head and the dialogue as a sound strip, keyframes an emotion cu
 Generate, bakes the take, and writes `<out>/<name>.glb/.fbx/.blend`, a Workbench preview video
 with the audio and a PNG plot of the emotion curve over the key mouth and brow channels.
 
-    .venv/bin/python -m emote_blender.main_job [--audio FILE] [--emotion neutral:0 happy:2 ...]
+    ./run demo [--audio FILE] [--emotion neutral:0 happy:2 ...]
 """
 
 from __future__ import annotations
@@ -110,11 +110,9 @@ def register_extension() -> None:
     """Register the extension's properties and operators from this checkout (idempotent)."""
     import bpy
 
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     if hasattr(bpy.types.Scene, "emote"):
         return
-    import addon_ui
+    from .. import addon_ui
 
     addon_ui.register()
 
@@ -303,4 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if __package__ == "emote_blender":  # `python -m emote_blender.main_job`: outside the package
+        raise SystemExit("error: start it with ./run demo; the extension's parts import "
+                         "each other as one package, emote.emote_blender.main_job here")
     raise SystemExit(main())

@@ -358,6 +358,7 @@ def start_setup(folder: str | Path, python: str | Path | None = None) -> SetupRu
     env = _clean_env(str(extension_root()))
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
+            # emote_blender is top-level in that process: this module imports only the stdlib
             [python, "-m", "emote_blender.runtime_setup", "--folder", str(folder),
              "--python", python], stdin=subprocess.DEVNULL, stdout=fh,
             stderr=subprocess.STDOUT, env=env, cwd=str(log.parent))

@@ -148,7 +148,7 @@ def _make_unpickler(source: str):
         return CheckpointUnpickler(file, **kwargs).load()
 
     return types.SimpleNamespace(Unpickler=CheckpointUnpickler, load=load,
-                                 __name__="model_runtime.convert_official.restricted")
+                                 __name__=__name__ + ".restricted")
 
 
 def load_torch_checkpoint(path) -> dict:

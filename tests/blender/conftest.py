@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+DEVPATH = ROOT / "scripts" / "devpath"  # on PYTHONPATH: this checkout as the package `emote`
 if "EMOTE_TEST_USER_RESOURCES" not in os.environ:  # once, even if this module is imported twice
     os.environ["EMOTE_TEST_USER_RESOURCES"] = tempfile.mkdtemp(prefix="emote_blender_user_")
 # Set before bpy starts, so nothing lands in the real ~/.config/blender.
