@@ -36,7 +36,7 @@ def blender_ext_script() -> Path:
 
 def run_runtime_py(code: str, *args: str) -> str:
     """Run Python code in the runtime interpreter (which has torch and scipy)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(ROOT), str(DEVPATH))))
     proc = subprocess.run([RUNTIME_PY, "-c", code, *args], capture_output=True, text=True,
                           env=env, cwd=str(ROOT), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
