@@ -33,7 +33,9 @@ module = sys.argv[2]
 assert res == {"FINISHED"} and module in bpy.context.preferences.addons, res
 # use it without a runtime: add the default head, read the panel's model styles
 assert bpy.ops.emote.add_default_head() == {"FINISHED"}
-generate = sys.modules[module + ".emote_blender.generate"]
+# (a top-level copy is looked up too, so a failure lists what leaked rather than a KeyError)
+generate = (sys.modules.get(module + ".emote_blender.generate")
+            or sys.modules["emote_blender.generate"])
 styles = list(generate.checkpoint_styles("default"))
 ext = os.path.dirname(sys.modules[module].__file__)
 
