@@ -61,18 +61,22 @@ def test_generic_zip_ships_runtime_and_sample_but_no_dev_code(generic_zip):
 
 def test_shipped_code_imports_its_parts_relatively(generic_zip):
     """In Blender the zip is the package bl_ext.<repo>.emote: no file may import addon_ui,
-    emote_blender or model_runtime as a top-level name (issue 18 part 5)."""
+    emote_blender or model_runtime as a top-level name (issue 18 part 5), but for the one marked
+    `# top-level on purpose` (the set-up driver's own process, tests/test_namespace.py)."""
     absolute = []
     with zipfile.ZipFile(generic_zip) as z:
         sources = [n for n in z.namelist() if n.endswith(".py")]
         assert "emote_blender/generate.py" in sources
         for name in sources:
-            for node in ast.walk(ast.parse(z.read(name).decode("utf-8"), name)):
+            text = z.read(name).decode("utf-8")
+            lines = text.splitlines()
+            for node in ast.walk(ast.parse(text, name)):
                 mods = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                         [node.module] if isinstance(node, ast.ImportFrom) and not node.level
                         else [])
                 absolute += [f"{name}:{node.lineno} {m}" for m in mods
-                             if m.split(".")[0] in ("addon_ui", "emote_blender", "model_runtime")]
+                             if m.split(".")[0] in ("addon_ui", "emote_blender", "model_runtime")
+                             and "# top-level on purpose" not in lines[node.lineno - 1]]
     assert absolute == []
 
 
