@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """EMOTE for Blender: dialogue audio to expressive facial animation (extension entry point).
 
-The extension folder goes on sys.path so `emote_blender` and `model_runtime` import under the
-same names here as in the runtime process, which gets the folder on its PYTHONPATH.
+Blender imports this folder as the package `bl_ext.<repo>.emote`; its parts (addon_ui,
+emote_blender, model_runtime) import each other relatively, so nothing of the extension is
+loaded under a generic top-level name and sys.path is left alone. The runtime process is told
+its path explicitly: it runs `python -m model_runtime` with this folder on its PYTHONPATH
+(emote_blender/runtime_client.py runtime_env). A checkout imports it as `emote`
+(scripts/devpath).
 """
 
-import os
 import sys
-
-_ROOT = os.path.dirname(os.path.abspath(__file__))
 
 NUMPY_MISSING = (
     "EMOTE needs numpy in Blender's own Python, and this Blender has none (Debian's and some "
@@ -23,8 +24,6 @@ def register() -> None:
     except ImportError:
         print("EMOTE: " + NUMPY_MISSING, file=sys.stderr)
         raise ImportError(NUMPY_MISSING) from None
-    if _ROOT not in sys.path:
-        sys.path.insert(0, _ROOT)
     from .addon_ui import register as _register
 
     _register()

@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts" / "devpath"))  # this checkout as the package `emote`
 
 from model_runtime import alive
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts" / "devpath"))  # this checkout as the package `emote`
 WORDS = ("we", "should", "leave", "before", "the", "storm", "arrives", "tonight", "maybe",
          "you", "are", "right", "about", "that", "boat", "honestly", "wait", "look", "over",
          "there", "it", "is", "moving")

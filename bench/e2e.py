@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts" / "devpath"))  # this checkout as the package `emote`
 
 
 def speech_like_wav(path: Path, seconds: float, sr: int = 16000) -> Path:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.helpers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpath"))
 
 from bench.eval_lipsync import load_clips, model_animator, teacher_animator  # noqa: E402
 from model_runtime.heads import retarget  # noqa: E402

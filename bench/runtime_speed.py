@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpath"))
 
 N_EXP, N_IDENTITIES, OUT_FPS = 100, 32, 30.0  # EMOTE v2 output size, MEAD speakers
 

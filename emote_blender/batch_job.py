@@ -4,7 +4,7 @@ Inputs are result folders / RESULT .npz files (from `python -m model_runtime bat
 inputs (files, folders, .txt lists, .csv sheets) that are first generated with that command into
 `<out>/results`. Lines already exported are skipped, so an interrupted batch resumes.
 
-    .venv/bin/python -m emote_blender.batch_job RESULTS_DIR_or_INPUTS... --out DIR [--head FILE]
+    ./run batch-job RESULTS_DIR_or_INPUTS... --out DIR [--head FILE]
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def bake_and_export(results: list[Path], out: Path, head_file: str | None,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m emote_blender.batch_job",
+    p = argparse.ArgumentParser(prog="./run batch-job",
                                 description="Bake results (or generate them from audio) onto "
                                             "a head and export one file per line.")
     p.add_argument("inputs", nargs="+", help="result folders or .npz files, or audio files, "
@@ -152,4 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if __package__ == "emote_blender":  # `python -m emote_blender.batch_job`: outside the package
+        raise SystemExit("error: start it with ./run batch-job; the extension's parts import "
+                         "each other as one package, emote.emote_blender.batch_job here")
     raise SystemExit(main())

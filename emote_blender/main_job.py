@@ -6,7 +6,7 @@ with the audio (front and three-quarter views side by side) and a PNG plot of th
 over the key mouth, brow and eye channels (drawn by the runtime with matplotlib; a runtime
 without matplotlib gets a warning instead of the plot).
 
-    .venv/bin/python -m emote_blender.main_job [--audio FILE] [--emotion neutral:0 happy:2 ...]
+    ./run demo [--audio FILE] [--emotion neutral:0 happy:2 ...]
 """
 
 from __future__ import annotations
@@ -112,11 +112,9 @@ def register_extension() -> None:
     """Register the extension's properties and operators from this checkout (idempotent)."""
     import bpy
 
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     if hasattr(bpy.types.Scene, "emote"):
         return
-    import addon_ui
+    from .. import addon_ui
 
     addon_ui.register()
 
@@ -319,4 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if __package__ == "emote_blender":  # `python -m emote_blender.main_job`: outside the package
+        raise SystemExit("error: start it with ./run demo; the extension's parts import "
+                         "each other as one package, emote.emote_blender.main_job here")
     raise SystemExit(main())

@@ -27,7 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-from model_runtime.errors import EmoteError
+if __package__ == "emote_blender":  # the set-up driver's own process (start_setup's command)
+    from model_runtime.errors import EmoteError  # top-level on purpose: driver process only
+else:  # in Blender: one EmoteError with the one the UI catches
+    from ..model_runtime.errors import EmoteError
 
 RUNTIME_MODULES = ("torch", "numpy", "scipy", "soundfile", "safetensors")
 READY_MARKER = "emote_runtime_ready.json"
@@ -376,6 +379,7 @@ def start_setup(folder: str | Path, python: str | Path | None = None) -> SetupRu
     env = _clean_env(str(extension_root()))
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
+            # emote_blender and model_runtime are top-level in that process (see the imports)
             [python, "-m", "emote_blender.runtime_setup", "--folder", str(folder),
              "--python", python], stdin=subprocess.DEVNULL, stdout=fh,
             stderr=subprocess.STDOUT, env=env, cwd=str(log.parent))

@@ -224,8 +224,8 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _configure_batch(p: argparse.ArgumentParser) -> None:
-    if importlib.util.find_spec("model_runtime.batch") is not None:
-        module = importlib.import_module("model_runtime.batch")
+    if importlib.util.find_spec(".batch", __package__) is not None:
+        module = importlib.import_module(".batch", __package__)
         if hasattr(module, "add_arguments"):
             module.add_arguments(p)
             return
@@ -251,7 +251,7 @@ def _configure_batch(p: argparse.ArgumentParser) -> None:
 def _run_batch(args: argparse.Namespace) -> int:
     jsonl = args.progress == "jsonl"
     try:
-        module = importlib.import_module("model_runtime.batch")
+        module = importlib.import_module(".batch", __package__)
         return int(module.main(args))
     except EmoteInputError as exc:
         _report_error(jsonl, exc.kind, exc.message)

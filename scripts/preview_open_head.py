@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpath"))
 
 from model_runtime.heads import open_head  # noqa: E402
 from emote_blender.preview import contact_sheet  # noqa: E402

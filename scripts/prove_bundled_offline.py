@@ -61,8 +61,8 @@ assert res == {"FINISHED"} and module in bpy.context.preferences.addons, res
 print(f"installed and enabled in {time.monotonic() - t0:.1f} s")
 
 prefs_mod = sys.modules[module + ".addon_ui.preferences"]
-from emote_blender import generate, runtime_setup
-from emote_blender.runtime_env import runtime_env
+from bl_ext.user_default.emote.emote_blender import generate, runtime_setup
+from bl_ext.user_default.emote.emote_blender.runtime_env import runtime_env
 if mode == "setup":
     assert prefs_mod.runtime_python(bpy.context) == ""
     print("before set-up:", prefs_mod.runtime_status(bpy.context))
@@ -110,7 +110,7 @@ ext = Path(sys.modules[module].__file__).parent
 line = ext / "assets" / "dialogue" / "line_01.wav"
 assert line.is_file(), line
 ed = scene.sequence_editor_create()
-from emote_blender import blender_compat
+from bl_ext.user_default.emote.emote_blender import blender_compat
 s = scene.emote
 c = s.head.emote  # the head's own settings
 c.emotion = "HAPPY"

@@ -111,9 +111,9 @@ def test_the_emotion_list_is_defined_once():
 
     for name in ("model_runtime.conditions", "model_runtime.checkpoints",
                  "model_runtime.training.teacher", "emote_blender.emotion_curve"):
-        assert importlib.import_module(name).EMOTIONS is emotions.EMOTIONS, name
+        assert importlib.import_module("emote." + name).EMOTIONS is emotions.EMOTIONS, name
     for name in ("model_runtime.official_cfg", "model_runtime.training.emotion_classifier"):
-        assert importlib.import_module(name).N_EMOTIONS == len(emotions.EMOTIONS), name
+        assert importlib.import_module("emote." + name).N_EMOTIONS == len(emotions.EMOTIONS), name
     from model_runtime.training.stage2 import EMOTION_AND_INTENSITY
 
     assert EMOTION_AND_INTENSITY == len(emotions.EMOTIONS) + emotions.INTENSITY_LEVELS

@@ -68,7 +68,7 @@ def test_default_model_results_unchanged(tmp_path):
 if __name__ == "__main__":  # regenerate the reference
     import tempfile
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpath"))
     with tempfile.TemporaryDirectory() as d:
         out = _run(Path(d))
     REFERENCE.parent.mkdir(exist_ok=True)

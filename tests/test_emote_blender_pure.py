@@ -227,7 +227,8 @@ def test_job_folders_are_removed_after_use_and_at_exit(tmp_path):
     runtime_job.discard(job)
     assert not job.folder.exists()
     # A process that exits (Blender quitting) removes the job folders it made, server's too.
-    code = ("import sys, json; from emote_blender import runtime_client as rc, runtime_job\n"
+    code = ("import sys, json\n"
+            "from emote.emote_blender import runtime_client as rc, runtime_job\n"
             "job = runtime_job.wait(rc.start({'frame_count': 3}, sys.argv[1], sys.argv[2], "
             "use_server=False), 30)\n"
             "srv = rc.start({'frame_count': 3}, sys.argv[1], sys.argv[2], use_server=True)\n"
@@ -235,7 +236,7 @@ def test_job_folders_are_removed_after_use_and_at_exit(tmp_path):
     work = tmp_path / "work"
     res = subprocess.run([sys.executable, "-c", code, done, str(work)], capture_output=True,
                          text=True, timeout=60, cwd=str(tmp_path),
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                         env=dict(os.environ, PYTHONPATH=str(ROOT / "scripts" / "devpath")))
     assert res.returncode == 0, res.stderr
     folders = json.loads(res.stdout.splitlines()[-1])
     assert len(folders) == 3 and all(str(work) in f for f in folders)

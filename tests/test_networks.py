@@ -76,7 +76,7 @@ def test_alibi_layer_matches_torch_layer(period, monkeypatch):
     x = torch.randn(2, 37, 16)
     mask = alibi_bias(4, 37, 37, period).repeat(2, 1, 1)
     expected = ref(x, src_mask=mask)  # with grad: torch's no-grad fast path is not the reference
-    monkeypatch.setattr("model_runtime.networks.alibi._QUERY_BLOCK", 10)
+    monkeypatch.setattr("emote.model_runtime.networks.alibi._QUERY_BLOCK", 10)
     got = ours(x)
     assert torch.allclose(got, expected, atol=1e-5)
 

@@ -51,7 +51,7 @@ class _FakeInference:
 def fake(monkeypatch):
     f = _FakeInference()
     monkeypatch.setattr(model_runtime, "inference", f, raising=False)
-    monkeypatch.setitem(__import__("sys").modules, "model_runtime.inference", f)
+    monkeypatch.setitem(__import__("sys").modules, "emote.model_runtime.inference", f)
     return f
 
 

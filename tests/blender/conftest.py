@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+DEVPATH = ROOT / "scripts" / "devpath"  # on PYTHONPATH: this checkout as the package `emote`
 if "EMOTE_TEST_USER_RESOURCES" not in os.environ:  # once, even if this module is imported twice
     os.environ["EMOTE_TEST_USER_RESOURCES"] = tempfile.mkdtemp(prefix="emote_blender_user_")
 # Set before bpy starts, so nothing lands in the real ~/.config/blender.
@@ -35,7 +36,7 @@ def blender_ext_script() -> Path:
 
 def run_runtime_py(code: str, *args: str) -> str:
     """Run Python code in the runtime interpreter (which has torch and scipy)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(ROOT), str(DEVPATH))))
     proc = subprocess.run([RUNTIME_PY, "-c", code, *args], capture_output=True, text=True,
                           env=env, cwd=str(ROOT), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.blender.conftest import ROOT, bpy, run_runtime_py, write_wav
+from tests.blender.conftest import DEVPATH, ROOT, bpy, run_runtime_py, write_wav
 
 # The PyPI bpy 4.2 wheel is built without Audaspace and cannot create sound strips; the jobs
 # need them, so on that wheel they are covered by the bpy 5.0.1 run of this file instead.
@@ -41,8 +41,9 @@ def open_head_checkpoint(tmp_path_factory) -> Path:
 
 
 def run_main_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, EMOTE_RUNTIME_PYTHON=os.environ["EMOTE_RUNTIME_PYTHON"])
-    return subprocess.run([sys.executable, "-m", "emote_blender.main_job", *args],
+    env = dict(os.environ, EMOTE_RUNTIME_PYTHON=os.environ["EMOTE_RUNTIME_PYTHON"],
+               PYTHONPATH=str(DEVPATH))
+    return subprocess.run([sys.executable, "-m", "emote.emote_blender.main_job", *args],
                           capture_output=True, text=True, cwd=str(ROOT), env=env,
                           timeout=timeout)
 
@@ -224,8 +225,9 @@ def test_batch_job_exports_one_gltf_per_result_and_resumes(tmp_path):
                  head_id=np.array("open_head_v1"))
     (results / "line_broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
     out = tmp_path / "glb"
-    cmd = [sys.executable, "-m", "emote_blender.batch_job", str(results), "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+    cmd = [sys.executable, "-m", "emote.emote_blender.batch_job", str(results), "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(DEVPATH))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT), timeout=300, env=env)
     assert proc.returncode == 3, proc.stderr[-3000:]  # done, one line failed
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (summary["exported"], summary["failed"]) == (2, 1)
@@ -237,6 +239,6 @@ def test_batch_job_exports_one_gltf_per_result_and_resumes(tmp_path):
         weights = [c for c in anim[0]["channels"] if c["target"]["path"] == "weights"]
         inp = anim[0]["samplers"][weights[0]["sampler"]]["input"]
         assert gltf["accessors"][inp]["count"] == n
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT), timeout=300, env=env)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (summary["skipped"], summary["exported"], summary["failed"]) == (2, 0, 1)
