@@ -49,7 +49,7 @@ def _migrate_loaded_file(*_args) -> None:
     """A file from before heads kept their own settings: move the scene's onto its head."""
     import bpy
 
-    from emote_blender import characters
+    from ..emote_blender import characters
 
     for scene in bpy.data.scenes:
         note = characters.migrate_scene(scene)

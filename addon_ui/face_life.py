@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from emote_blender import face_life, takes
+from ..emote_blender import face_life, takes
 
 
 def _active_take(context):

@@ -11,8 +11,8 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from emote_blender import bake, characters, generate, mapping
-from model_runtime.errors import EmoteInputError
+from ..emote_blender import bake, characters, generate, mapping
+from ..model_runtime.errors import EmoteInputError
 
 PRESET_ITEMS = [(name, name, desc, i)
                 for i, (name, (desc, _rows)) in enumerate(mapping.BUILTIN_PRESETS.items())]

@@ -11,10 +11,10 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from .preferences import prefs, runtime_python, runtime_status, setup_folder
-from emote_blender import (audio_strips, characters, generate, heads, job_progress,
+from ..emote_blender import (audio_strips, characters, generate, heads, job_progress,
                            runtime_client, runtime_job, runtime_setup, takes)
-from emote_blender import export as exporter
-from model_runtime.errors import EmoteError
+from ..emote_blender import export as exporter
+from ..model_runtime.errors import EmoteError
 
 _ACTIVE: dict = {}  # the Generate in flight: {"job", "prepared", "head"}
 LAST_TIMINGS: dict = {}  # seconds of the last modal Generate: total, runtime, bake, undo
@@ -387,7 +387,7 @@ class EMOTE_OT_add_flame_head(bpy.types.Operator, ImportHelper):
 
 def _default_head_path():
     try:
-        from model_runtime.heads.open_head import default_head_path
+        from ..model_runtime.heads.open_head import default_head_path
         path = default_head_path()
     except (ImportError, EmoteError, OSError):
         return None

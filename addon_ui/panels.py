@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from emote_blender import audio_strips
+from ..emote_blender import audio_strips
 
 from . import operators
 from .ui_text import chars_per_line, wrap

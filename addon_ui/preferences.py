@@ -11,7 +11,7 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
-from emote_blender import runtime_setup
+from ..emote_blender import runtime_setup
 
 from .ui_text import chars_per_line, wrap
 

@@ -8,7 +8,7 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
                        IntProperty, PointerProperty, StringProperty)
 
-from emote_blender import emotion_curve, generate
+from ..emote_blender import emotion_curve, generate
 
 from . import face_life
 
@@ -131,7 +131,7 @@ class EmoteTake(bpy.types.PropertyGroup):
 
 
 def _switch_take(obj, _context):
-    from emote_blender import takes
+    from ..emote_blender import takes
 
     if 0 <= obj.emote_active_take < len(obj.emote_takes):
         takes.activate(obj, obj.emote_takes[obj.emote_active_take])

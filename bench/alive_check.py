@@ -25,7 +25,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts" / "devpath"))  # this checkout as the package `emote`
 
-from model_runtime import alive
+from emote.model_runtime import alive
 
 SR = 16000
 
@@ -38,7 +38,7 @@ def speech_60s(asterisk: str | None, out: Path) -> str:
         return "assets/dialogue/line_01.wav repeated"
     from scipy.signal import resample_poly
 
-    from model_runtime.training.align import excluded_clip_keys
+    from emote.model_runtime.training.align import excluded_clip_keys
 
     banned = excluded_clip_keys()
     parts, used = [], []
@@ -74,10 +74,10 @@ def runtime_figures(npz: Path) -> tuple[str, dict]:
 def baked_figures(npz: Path, seconds: float) -> str:
     import bpy
 
-    import addon_ui
-    from emote_blender import bake, blender_compat, heads
-    from emote_blender.runtime_result import read_result
-    from model_runtime.heads.open_head import default_head_path
+    from emote import addon_ui
+    from emote.emote_blender import bake, blender_compat, heads
+    from emote.emote_blender.runtime_result import read_result
+    from emote.model_runtime.heads.open_head import default_head_path
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_ui.register()

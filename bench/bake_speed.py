@@ -17,15 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpat
 
 import bpy  # noqa: E402
 
-from emote_blender import bake, heads  # noqa: E402
-from model_runtime.heads.head_model import HeadModel  # noqa: E402
+from emote.emote_blender import bake, heads  # noqa: E402
+from emote.model_runtime.heads.head_model import HeadModel  # noqa: E402
 
 SECONDS, FPS, CHANNELS = 60, 30, 103
 
 
 def _register_take_props() -> None:
     """The take list normally comes with the add-on; register just that part."""
-    from addon_ui import properties
+    from emote.addon_ui import properties
 
     properties.register()
 

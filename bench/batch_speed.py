@@ -35,7 +35,7 @@ def make_lines(folder: Path, n: int, tts: str, seed: int = 0) -> list[Path]:
     """N lines of one to three seconds: TTS sentences, or synthetic audio."""
     import soundfile as sf
 
-    from model_runtime.audio import resample
+    from emote.model_runtime.audio import resample
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     tts = args.tts or ("flite" if shutil.which("flite") else "none")
 
-    from model_runtime.checkpoints import default_model_dir
+    from emote.model_runtime.checkpoints import default_model_dir
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="emote_batch_speed_"))
     t = time.perf_counter()

@@ -45,7 +45,7 @@ def random_default_arch_model(folder: Path, python: str) -> Path:
     """A checkpoint with the bundled architecture and random weights (made by the runtime)."""
     import subprocess
 
-    from emote_blender.runtime_env import runtime_env
+    from emote.emote_blender.runtime_env import runtime_env
 
     code = ("import sys, torch; torch.manual_seed(0)\n"
             "from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS as C\n"
@@ -60,7 +60,7 @@ def random_default_arch_model(folder: Path, python: str) -> Path:
 
 
 def one_generate(scene, head, strip, model, style, python, work, use_server) -> float:
-    from emote_blender import generate, runtime_client, runtime_job
+    from emote.emote_blender import generate, runtime_client, runtime_job
 
     t = time.perf_counter()
     prepared = generate.prepare(scene, head, strip, model, style)
@@ -79,10 +79,10 @@ def main(argv=None) -> int:
 
     import bpy
 
-    from emote_blender import blender_compat, heads, runtime_client
-    from emote_blender.main_job import (load_head_model, pick_style, register_extension,
+    from emote.emote_blender import blender_compat, heads, runtime_client
+    from emote.emote_blender.main_job import (load_head_model, pick_style, register_extension,
                                         set_fps)
-    from model_runtime.checkpoints import default_model_dir
+    from emote.model_runtime.checkpoints import default_model_dir
 
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="emote_e2e_") as tmp:

@@ -28,8 +28,8 @@ class _Settings(bpy.types.PropertyGroup):  # the panel's emotion settings, witho
 
 
 def _heavy_head(frames: np.ndarray) -> None:
-    from emote_blender import blender_compat
-    from emote_blender.bake import write_curve
+    from emote.emote_blender import blender_compat
+    from emote.emote_blender.bake import write_curve
 
     bpy.ops.mesh.primitive_uv_sphere_add(segments=128, ring_count=64)
     obj = bpy.context.object
@@ -57,7 +57,7 @@ def main() -> int:
     bpy.utils.register_class(_Settings)
     bpy.types.Scene.emote = bpy.props.PointerProperty(type=_Settings)
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    from emote_blender import emotion_curve as ec
+    from emote.emote_blender import emotion_curve as ec
 
     scene = bpy.context.scene
     frames = np.arange(1, n + 1, dtype=np.float64)

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpath"))
 
-from model_runtime.training import metrics, teacher  # noqa: E402
+from emote.model_runtime.training import metrics, teacher  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_lipsync as LS  # noqa: E402
@@ -40,16 +40,16 @@ def face_vertices(head) -> np.ndarray:
 
 
 def offsets(sub, exp, jaw) -> np.ndarray:
-    from model_runtime.heads.head_model import evaluate
+    from emote.model_runtime.heads.head_model import evaluate
 
     return (evaluate(sub, exp, jaw) - sub.v_template[None]).astype(np.float32)
 
 
 def _training_sequences(sub, head, corpus: str, n: int, rng) -> list[tuple[np.ndarray, int]]:
     """Teacher sequences (offsets, emotion) of held-out voices, one random emotion each."""
-    from model_runtime.audio import load_audio
-    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
-    from model_runtime.training.corpus import read_manifest
+    from emote.model_runtime.audio import load_audio
+    from emote.model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from emote.model_runtime.training.corpus import read_manifest
 
     recs = read_manifest(corpus, split="val")
     if not recs:
@@ -91,7 +91,7 @@ def eval_classifier(head, corpus: str, cache: Path, n_seq: int = 240, steps: int
     import torch
     from safetensors.torch import load_file, save_file
 
-    from model_runtime.training.emotion_classifier import EmotionClassifier
+    from emote.model_runtime.training.emotion_classifier import EmotionClassifier
 
     sub = metrics.subset_head(head, face_vertices(head))
     clf = EmotionClassifier(in_dim=sub.num_vertices * 3)
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-    from model_runtime.heads.head_model import load_head
+    from emote.model_runtime.heads.head_model import load_head
 
     head = load_head(args.head) if args.head else LS.default_head()
     clf, sub = eval_classifier(head, args.corpus, Path(args.cache))

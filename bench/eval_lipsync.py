@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpath"))
 
-from model_runtime.training import metrics, teacher  # noqa: E402
+from emote.model_runtime.training import metrics, teacher  # noqa: E402
 
 FPS = 25.0
 
@@ -45,9 +45,9 @@ def heldout_clips(corpus: str, limit: int | None = None) -> list[dict]:
     conversation) are not, as their speaker is uncertain. A corpus without them is an error that
     says how to build it.
     """
-    from model_runtime.audio import load_audio
-    from model_runtime.training import speaker_split
-    from model_runtime.training.corpus import read_manifest
+    from emote.model_runtime.audio import load_audio
+    from emote.model_runtime.training import speaker_split
+    from emote.model_runtime.training.corpus import read_manifest
 
     man = Path(corpus) / "manifest.jsonl"
     if not man.is_file():
@@ -70,7 +70,7 @@ def band_limited(clips: list[dict], band: str) -> list[dict]:
         return clips
     if band != "tel8k":
         raise ValueError(f"unknown band {band!r}; choose from {', '.join(BANDS)}")
-    from model_runtime.training.augment import telephone
+    from emote.model_runtime.training.augment import telephone
 
     return [{**c, "audio": telephone(c["audio"])} for c in clips]
 
@@ -79,21 +79,21 @@ def load_clips(which: str, corpus: str, limit: int) -> list[dict]:
     """[{id, audio, phones}] for the dev prompts (aligned, cached), the held-out game speakers or
     the TTS validation voices."""
     if which == "dev":
-        from model_runtime.training.align import dev_set
+        from emote.model_runtime.training.align import dev_set
 
         return dev_set()[:limit]
     if which == "heldout":
         return heldout_clips(corpus, limit)
-    from model_runtime.audio import load_audio
-    from model_runtime.training.corpus import read_manifest
+    from emote.model_runtime.audio import load_audio
+    from emote.model_runtime.training.corpus import read_manifest
 
     recs = sorted(read_manifest(corpus, split="val"), key=lambda r: r["id"])[:limit]
     return [{"id": r["id"], "audio": load_audio(r["wav_path"]), "phones": r["phones"]} for r in recs]
 
 
 def default_head():
-    from model_runtime.heads.head_model import load_head
-    from model_runtime.heads.open_head import default_head_path
+    from emote.model_runtime.heads.head_model import load_head
+    from emote.model_runtime.heads.open_head import default_head_path
 
     return load_head(default_head_path())
 
@@ -112,8 +112,8 @@ def model_animator(spec: str, identity: str | None):
     """A function audio -> (exp (T, E), jaw (T, 3), exp_names) running the checkpoint at 25 fps."""
     import torch
 
-    from model_runtime.conditions import build_condition_track, identity_index
-    from model_runtime.inference import get_model, predict
+    from emote.model_runtime.conditions import build_condition_track, identity_index
+    from emote.model_runtime.inference import get_model, predict
 
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     model, config, _ = get_model(spec)
@@ -134,7 +134,7 @@ def model_animator(spec: str, identity: str | None):
 
 def teacher_animator(style: str = "neutral", seed: int = 0):
     """A function (audio, phones) -> teacher (exp, jaw, names) with neutral emotion."""
-    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from emote.model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
 
     def run(audio: np.ndarray, phones, emotion: str = "neutral", intensity: float = 1.0):
         T = len(audio) // 640
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if b not in BANDS:
             ap.error(f"--band {b!r}: choose from {', '.join(BANDS)}")
 
-    from model_runtime.heads.head_model import load_head
+    from emote.model_runtime.heads.head_model import load_head
 
     head = load_head(args.head) if args.head else default_head()
     clips = load_clips(args.clips, corpus, limit)

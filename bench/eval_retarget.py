@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.helpers
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpath"))
 
 from bench.eval_lipsync import load_clips, model_animator, teacher_animator  # noqa: E402
-from model_runtime.heads import retarget  # noqa: E402
-from model_runtime.training import metrics  # noqa: E402
+from emote.model_runtime.heads import retarget  # noqa: E402
+from emote.model_runtime.training import metrics  # noqa: E402
 
 
 def synthetic_clips(n: int = 8) -> list[dict]:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from bench.eval_lipsync import default_head
-    from model_runtime.heads.flame_pickle import load_flame
+    from emote.model_runtime.heads.flame_pickle import load_flame
 
     ark = default_head()
     if args.flame:

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # tests.helpers
+sys.path.insert(0, str(ROOT / "scripts" / "devpath"))  # this checkout as the package `emote`
 
 # The functions up to main() run in Blender 4.2-5.0 as the tests use them, where the installed
 # extension's model_runtime has no training package: metrics and the dev set load in main().
@@ -59,8 +60,8 @@ def import_head(path: str | Path):
 def arkit_matches(obj) -> tuple[dict[str, str], list[str], list[str]]:
     """({ARKit name: the head's shape key}, ARKit names no key matches, keys no convention names),
     by `channels.identify`, the matching Generate uses."""
-    from emote_blender import channels
-    from model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES
+    from emote.emote_blender import channels
+    from emote.model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES
 
     found: dict[str, str] = {}
     unknown = []
@@ -75,7 +76,7 @@ def arkit_matches(obj) -> tuple[dict[str, str], list[str], list[str]]:
 
 def lip_landmarks(obj) -> dict[str, int]:
     """Mouth landmark vertices of the head (module docstring: the rule)."""
-    from emote_blender import retargeting
+    from emote.emote_blender import retargeting
 
     head = retargeting.head_model_of(obj)
     if head is None:
@@ -107,7 +108,7 @@ def evaluated_points(scene, obj, vertices: list[int], frames) -> np.ndarray:
 
 def life_size_mm(obj, marks: dict[str, int]) -> float:
     """mm per Blender unit that gives the head's rest mouth the open head's rest mouth width."""
-    from emote_blender import retargeting
+    from emote.emote_blender import retargeting
 
     mw = np.array(obj.matrix_world)
     rest = {n: mw[:3, :3] @ np.array(obj.data.vertices[i].co) for n, i in marks.items()}
@@ -130,9 +131,9 @@ def lip_signals_on_mesh(scene, obj, marks: dict[str, int], frames, mm_per_unit: 
 def flame_maps(obj, ark):
     """(synthetic FLAME head, open head -> FLAME map, FLAME -> `obj` map, `obj`'s head model,
     whether its mouthClose is capped at jawOpen) for the part 3 figure on this head."""
-    from emote_blender import mouth_close, retargeting
-    from model_runtime.heads import retarget
-    from model_runtime.heads.flame_pickle import load_flame
+    from emote.emote_blender import mouth_close, retargeting
+    from emote.model_runtime.heads import retarget
+    from emote.model_runtime.heads.flame_pickle import load_flame
     from tests.helpers.synthetic_flame import write_synthetic_flame
 
     path = Path(tempfile.mkdtemp()) / "generic_model.pkl"
@@ -151,7 +152,7 @@ def flame_maps(obj, ark):
 def flame_to_head_corr(exp, jaw, flame, a2f, f2c, head, cap: bool) -> float:
     """Lip gap correlation of a FLAME animation (the open-head one carried onto FLAME) and the
     same carried on to `head` by `f2c`, mouthClose capped at jawOpen when the bake caps it."""
-    from model_runtime.training import metrics
+    from emote.model_runtime.training import metrics
 
     f_exp, f_jaw = a2f.apply(exp, jaw)
     c_exp, c_jaw = f2c.apply(f_exp, f_jaw)
@@ -168,7 +169,7 @@ def generate_onto(scene, obj, wav: str | Path, name: str, model: str, python: st
                   work_dir: str, use_server: bool = True):
     """Generate from `wav` (a sound strip at frame 1) onto `obj` as the panel's Generate does;
     returns (take, channel map, result). The strip is removed again."""
-    from emote_blender import blender_compat, generate, runtime_client
+    from emote.emote_blender import blender_compat, generate, runtime_client
 
     ed = scene.sequence_editor_create()
     strip = blender_compat.new_sound_strip(ed, name, str(wav), 1, 1)
@@ -199,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     import bpy
 
     from bench.eval_lipsync import FPS, default_head, to_head_order
-    from emote_blender import main_job, runtime_client
-    from model_runtime.training import metrics, teacher
-    from model_runtime.training.align import ASTERISK_SOUNDS, dev_set
+    from emote.emote_blender import main_job, runtime_client
+    from emote.model_runtime.training import metrics, teacher
+    from emote.model_runtime.training.align import ASTERISK_SOUNDS, dev_set
     from tests.helpers import third_party_head
 
     clips = dev_set()[:args.limit]

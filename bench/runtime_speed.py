@@ -65,7 +65,7 @@ def _request(path: Path, seconds: float) -> dict:
 
 
 def _time_request(model, config, path: Path, seconds: float) -> float:
-    from model_runtime.inference import generate_result
+    from emote.model_runtime.inference import generate_result
 
     t0, c0 = time.perf_counter(), time.process_time()
     res = generate_result(_request(path, seconds), model, config, "bench")
@@ -75,7 +75,7 @@ def _time_request(model, config, path: Path, seconds: float) -> float:
 
 
 def _build(arch_overrides: dict):
-    from model_runtime.checkpoints import build_model, default_arch, make_config
+    from emote.model_runtime.checkpoints import build_model, default_arch, make_config
 
     arch = {**default_arch(N_EXP + 3, N_IDENTITIES), **arch_overrides}
     config = make_config(arch, [f"exp{i:03d}" for i in range(N_EXP)],

@@ -62,7 +62,7 @@ def sequencer_scene(context):
 
 def sound_strips(scene) -> list:
     """All sound strips of the scene's sequencer (top level and inside meta strips)."""
-    from emote_blender import blender_compat
+    from . import blender_compat
 
     ed = scene.sequence_editor
     if ed is None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from emote_blender import (blender_compat, channels, characters, face_life, heads, mapping,
+from . import (blender_compat, channels, characters, face_life, heads, mapping,
                            takes)
-from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
+from ..model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
 
 LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR'
 # A result beyond these is refused before baking: FLAME expression coefficients stay within a
@@ -22,7 +22,7 @@ MAX_JAW_RAD = 3.1416
 def check_plausible(result: dict) -> None:
     """RuntimeFailure(bad_result) when a result's values are far outside any model's range
     (a broken or foreign model): baking them would wreck the head, so nothing is baked."""
-    from model_runtime.errors import RuntimeFailure
+    from ..model_runtime.errors import RuntimeFailure
 
     exp, jaw = np.asarray(result["exp"]), np.asarray(result["jaw"])
     peak_exp = float(np.abs(exp).max()) if exp.size else 0.0
@@ -87,7 +87,7 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
     cmap.retarget = note
     result = face_life.tuned(obj, result, face_life.scene_strengths() if strengths is None
                              else strengths)
-    from emote_blender import mouth_close  # ARKit-sculpted heads: mouthClose within jawOpen
+    from . import mouth_close  # ARKit-sculpted heads: mouthClose within jawOpen
 
     result = mouth_close.capped(obj, result, cmap)
     key = obj.data.shape_keys

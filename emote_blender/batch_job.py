@@ -40,7 +40,7 @@ def split_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
 
 def generate_results(audio_inputs: list[str], out: Path, args) -> list[Path]:
     """Run `python -m model_runtime batch` for audio inputs; return the results it has."""
-    from emote_blender.runtime_env import runtime_env
+    from .runtime_env import runtime_env
 
     res_dir = out / "results"
     python = os.environ.get("EMOTE_RUNTIME_PYTHON") or sys.executable
@@ -62,9 +62,9 @@ def bake_and_export(results: list[Path], out: Path, head_file: str | None,
     """Bake each result onto one head as a take, export it, drop the take; one row per line."""
     import bpy
 
-    from emote_blender import bake, export, heads, preview, takes
-    from emote_blender.runtime_result import read_result
-    from emote_blender.main_job import load_head_model, register_extension, set_fps
+    from . import bake, export, heads, preview, takes
+    from .runtime_result import read_result
+    from .main_job import load_head_model, register_extension, set_fps
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     register_extension()
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model_runtime.errors import EmoteInputError
+    from ..model_runtime.errors import EmoteInputError
 
     args = build_parser().parse_args(argv)
     out = Path(args.out).resolve()
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                "exported": sum(r["status"] == "done" for r in rows),
                "skipped": sum(r["status"] == "skipped" for r in rows), "failed": len(failed),
                "seconds": round(time.perf_counter() - t0, 2)}
-    from model_runtime.safe_write import write_text
+    from ..model_runtime.safe_write import write_text
 
     write_text(out / "batch_job_report.json", json.dumps(rows, indent=1))
     print(json.dumps(summary), flush=True)

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from emote_blender import rig_names
-from model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES
+from . import rig_names
+from ..model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES
 
 _EXP = re.compile(r"^(?:flame)?exp(?:ression)?0*(\d+)$")
 _SIDE_SUFFIX = re.compile(r"(?:[_.\- ]([lrLR])|(?<=[a-z])([LR]))$")

@@ -11,8 +11,8 @@ keys of the scene's Emotion and Intensity) onto the scene's head, once, losing n
 
 from __future__ import annotations
 
-from emote_blender import blender_compat, emotion_curve
-from emote_blender.mapping import MappingRow
+from . import blender_compat, emotion_curve
+from .mapping import MappingRow
 
 CHARACTER_FIELDS = ("strip_name", "style", "emotion", "intensity", "transition_s")
 

@@ -51,7 +51,7 @@ def draw(python: str | Path, result_path: str | Path, request: dict, out_png: st
     """Draw the curve plot of `result_path` with the runtime; (the PNG, "") or (None, warning).
 
     Never raises for a plot that could not be drawn: the warning says why, in words."""
-    from emote_blender.runtime_env import runtime_env
+    from .runtime_env import runtime_env
 
     work = Path(work_dir)
     request_path = work / "plot_request.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_runtime.emotions import EMOTIONS  # standard library only
+from ..model_runtime.emotions import EMOTIONS  # standard library only
 
 # EMOTE order (DESIGN.md): the index of each name is its category value in the enum property.
 
@@ -56,7 +56,7 @@ EMOTION_PATHS: tuple[str, ...] = ("emote.emotion", "emote.intensity")
 def sample_property(owner, data_path: str, frames: np.ndarray, fallback: float) -> np.ndarray:
     """The active action's F-curve for `owner`'s property at each frame (`fallback` when there is
     none). Right only when nothing else animates the property (see `needs_evaluation`)."""
-    from emote_blender import blender_compat
+    from . import blender_compat
 
     fcurve = blender_compat.find_fcurve(owner, data_path)
     if fcurve is None:
@@ -65,7 +65,7 @@ def sample_property(owner, data_path: str, frames: np.ndarray, fallback: float) 
 
 
 def _strip_animates(strip, data_paths) -> bool:
-    from emote_blender import blender_compat
+    from . import blender_compat
 
     if strip.mute:
         return False
@@ -97,7 +97,7 @@ def needs_evaluation(owner, data_paths=EMOTION_PATHS) -> bool:
 
 
 def _strip_fcurve(strip, data_path: str):
-    from emote_blender import blender_compat
+    from . import blender_compat
 
     slot = getattr(strip, "action_slot", None) if blender_compat.SLOTTED else None
     return next((fc for fc in blender_compat.action_fcurves(strip.action, slot)
@@ -154,7 +154,7 @@ def nla_samples(owner, data_path: str, frames: np.ndarray) -> np.ndarray | None:
             if not all(_plain_strip(st) for st in strips):
                 return None
             layers.append(sorted(strips, key=lambda st: st.frame_start))
-    from emote_blender import blender_compat
+    from . import blender_compat
 
     top = blender_compat.find_fcurve(owner, data_path) if ad.action is not None else None
     if top is not None and (ad.action_influence != 1.0 or ad.action_blend_type != "REPLACE"):

@@ -16,9 +16,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from emote_blender import heads, takes
-from model_runtime import safe_write
-from model_runtime.errors import EmoteError
+from . import heads, takes
+from ..model_runtime import safe_write
+from ..model_runtime.errors import EmoteError
 
 
 class ExportFailed(EmoteError, RuntimeError):

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from emote_blender import blender_compat, channels, heads
-from model_runtime import strengths as strength_controls
-from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
+from . import blender_compat, channels, heads
+from ..model_runtime import strengths as strength_controls
+from ..model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
 
 RAW_PROP = "emote_raw"
 BLINKS = ("eyeBlink_L", "eyeBlink_R")
@@ -111,8 +111,8 @@ def retarget(obj, result: dict, cmap: channels.ChannelMap):
     """retargeting.retarget_if_needed with the appended blinks held aside (the source head's
     basis has no such channels) and put back after: onto the target's eyeBlink keys when it has
     them (the larger of the two), else still as extra channels."""
-    from emote_blender import bake, retargeting
-    from model_runtime import alive
+    from . import bake, retargeting
+    from ..model_runtime import alive
 
     def match(names):
         return bake.channel_map_for(obj, names)
@@ -135,12 +135,12 @@ def curve_values(obj, raw: dict, strengths: dict | None) -> list[tuple]:
     """Every curve a take of the raw result has on `obj`, as bake.bake_take writes them:
     (target 'key' or 'rig', data path, index, values (T,)). Shape keys (one-to-one, jawOpen,
     mixes), jaw bone, then head and gaze. Retargeted first when bake_take would, then tuned."""
-    from emote_blender import bake
+    from . import bake
 
     cmap = bake.channel_map_for(obj, raw["exp_names"])
     result, cmap, _note = retarget(obj, raw, cmap)
     result = tuned(obj, result, strengths)
-    from emote_blender import mouth_close  # as bake_take: mouthClose within jawOpen
+    from . import mouth_close  # as bake_take: mouthClose within jawOpen
 
     result = mouth_close.capped(obj, result, cmap)
     exp, jaw = result["exp"], result["jaw"]
@@ -157,7 +157,7 @@ def curve_values(obj, raw: dict, strengths: dict | None) -> list[tuple]:
 
 def extra_curve_values(obj, rig, result: dict) -> list[tuple]:
     """The head and gaze curves of a take (see curve_values)."""
-    from emote_blender import bake
+    from . import bake
 
     out: list[tuple] = []
     n = result["exp"].shape[0]
@@ -183,7 +183,7 @@ def extra_curve_values(obj, rig, result: dict) -> list[tuple]:
 
 def write_extras(obj, rig, key, writer, rig_writer, frames: np.ndarray, result: dict) -> None:
     """Bake head and gaze into a new take (bake.bake_take calls this with its ActionWriters)."""
-    from emote_blender import bake
+    from . import bake
 
     for target, path, index, values in extra_curve_values(obj, rig, result):
         if target == "rig":

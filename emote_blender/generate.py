@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emote_blender import audio_strips, bake, emotion_curve, face_life, runtime_client, runtime_job
-from emote_blender.runtime_request import build_request
-from emote_blender.runtime_result import read_result
-from model_runtime.errors import EmoteInputError, RuntimeFailure
+from . import audio_strips, bake, emotion_curve, face_life, runtime_client, runtime_job
+from .runtime_request import build_request
+from .runtime_result import read_result
+from ..model_runtime.errors import EmoteInputError, RuntimeFailure
 
 
 @dataclass
@@ -99,7 +99,7 @@ def _checkpoint_config(model: str) -> dict:
     """A checkpoint folder's config.json ('default': the bundled model's), parsed again only when
     the file changed ({} when it cannot be read): the panel asks on every redraw."""
     if not model or model == "default":
-        from model_runtime.checkpoints import default_model_dir  # stdlib-only module
+        from ..model_runtime.checkpoints import default_model_dir  # stdlib-only module
 
         cfg = default_model_dir() / "config.json"
     else:

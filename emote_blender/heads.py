@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.errors import EmoteInputError
-from model_runtime.heads.head_model import HeadModel, load_head
+from ..model_runtime.errors import EmoteInputError
+from ..model_runtime.heads.head_model import HeadModel, load_head
 
 # FLAME (y up) -> Blender (z up): blender = TO_BLENDER @ flame
 TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -48,7 +48,7 @@ def load_head_file(path: str | Path, runtime_python: str | None = None) -> HeadM
         raise EmoteInputError("unsupported_format", f"{path.name} is not a FLAME .pkl or head "
                               ".npz file. Choose FLAME's generic_model.pkl or a head .npz.")
     try:
-        from model_runtime.heads.flame_pickle import load_flame
+        from ..model_runtime.heads.flame_pickle import load_flame
     except ImportError:
         return _convert_with_runtime(path, runtime_python)
     return load_flame(path)
@@ -58,7 +58,7 @@ def _convert_with_runtime(path: Path, runtime_python: str | None) -> HeadModel:
     """Convert a FLAME pickle with the runtime interpreter (which has scipy) and load the .npz."""
     import tempfile
 
-    from emote_blender.runtime_env import runtime_env
+    from .runtime_env import runtime_env
 
     py = runtime_python or sys.executable
     with tempfile.TemporaryDirectory() as tmp:

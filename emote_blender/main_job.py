@@ -64,7 +64,7 @@ def say(text: str) -> None:
 
 def parse_keys(items, what: str, value_type) -> list[tuple]:
     """'happy:2.0' items -> [(value, seconds)] sorted by time; a bare value means second 0."""
-    from model_runtime.errors import EmoteInputError
+    from ..model_runtime.errors import EmoteInputError
 
     out = []
     for item in items:
@@ -82,7 +82,7 @@ def parse_keys(items, what: str, value_type) -> list[tuple]:
 
 def emotion_name(text: str) -> str:
     """Canonical EMOTE emotion name (aliases like 'surprise' allowed)."""
-    from model_runtime.conditions import EMOTIONS, emotion_index
+    from ..model_runtime.conditions import EMOTIONS, emotion_index
 
     return EMOTIONS[emotion_index(text)]
 
@@ -96,8 +96,8 @@ def intensity_value(text: str) -> float:
 
 def pick_style(model: str, style: str | None) -> str:
     """The speaking style to use: the one asked for, else the model's first (checks the model)."""
-    from model_runtime.checkpoints import load_config
-    from model_runtime.errors import EmoteInputError
+    from ..model_runtime.checkpoints import load_config
+    from ..model_runtime.errors import EmoteInputError
 
     identities = [str(i) for i in load_config(model)["conditions"]["identities"]]
     if style is None:
@@ -126,8 +126,8 @@ def set_fps(scene, fps: float) -> None:
 
 
 def load_head_model(head: str | None):
-    from emote_blender import heads
-    from model_runtime.heads.open_head import default_head_path
+    from . import heads
+    from ..model_runtime.heads.open_head import default_head_path
 
     return heads.load_head_file(head or default_head_path(), sys.executable)
 
@@ -136,7 +136,7 @@ def build_scene(args, head_model):
     """Empty scene with the head, the sound strip at frame 1 and the keyed emotion curve."""
     import bpy
 
-    from emote_blender import blender_compat, heads, preview
+    from . import blender_compat, heads, preview
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     register_extension()
@@ -167,8 +167,8 @@ def run(args) -> Outputs:
     """The whole main job; returns the output paths. Raises EmoteInputError/RuntimeFailure."""
     import bpy
 
-    from emote_blender import curve_plot, export, generate, preview, runtime_client, runtime_job
-    from emote_blender.runtime_result import read_result
+    from . import curve_plot, export, generate, preview, runtime_client, runtime_job
+    from .runtime_result import read_result
 
     out = Outputs()
     t0 = time.perf_counter()
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model_runtime.errors import EmoteError, EmoteInputError
+    from ..model_runtime.errors import EmoteError, EmoteInputError
 
     args = build_parser().parse_args(argv)
     try:

@@ -18,9 +18,9 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from emote_blender import channels, rig_names
-from model_runtime.errors import EmoteInputError
-from model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES
+from . import channels, rig_names
+from ..model_runtime.errors import EmoteInputError
+from ..model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES
 
 FORMAT = "emote_mapping"  # the JSON files' marker key; its value is the format version
 FORMAT_VERSION = 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emote_blender import channels
+from . import channels
 
 THROUGH = 2.0  # mouthClose closing the lips by more than this many rest gaps: a jaw corrective
 
@@ -42,7 +42,7 @@ def closes_through(head) -> bool:
 
 def jaw_open_values(cmap: channels.ChannelMap, exp: np.ndarray, jaw: np.ndarray):
     """The jawOpen the head receives per frame (None when nothing opens its jaw)."""
-    from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
+    from ..model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD
 
     if cmap.jaw_open_key or cmap.jaw_bone:
         return channels.jaw_to_open(jaw[:, 0], JAW_OPEN_FULL_RAD)
@@ -66,7 +66,7 @@ def capped(obj, result: dict, cmap: channels.ChannelMap) -> dict:
     jaw_open = jaw_open_values(cmap, exp, np.asarray(result["jaw"]))
     if jaw_open is None:
         return result
-    from emote_blender import retargeting
+    from . import retargeting
 
     head = retargeting.head_model_of(obj)
     if head is None or not closes_through(head):

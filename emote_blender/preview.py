@@ -203,7 +203,7 @@ def render_video(scene, out_path: str | Path, first: int, last: int,
     by the ffmpeg program (with `audio`), and writes `<out>.png` (a contact sheet) instead when
     no video can be written. The video appears at `out_path` only when whole.
     """
-    from model_runtime import safe_write
+    from ..model_runtime import safe_write
 
     final = Path(out_path).resolve()
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -345,7 +345,7 @@ def save_png(path: str | Path, rgba: np.ndarray) -> Path:
     image writer; `path` is replaced only when whole."""
     import bpy
 
-    from model_runtime import safe_write
+    from ..model_runtime import safe_write
 
     path = Path(path).resolve()
     rgba = np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0)

@@ -15,16 +15,16 @@ import json
 
 import numpy as np
 
-from emote_blender import channels, heads
-from model_runtime.heads import retarget
-from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
-from model_runtime.heads.head_model import REQUIRED_LANDMARKS, HeadModel, load_head
+from . import channels, heads
+from ..model_runtime.heads import retarget
+from ..model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+from ..model_runtime.heads.head_model import REQUIRED_LANDMARKS, HeadModel, load_head
 
 RETARGET_BELOW = 0.5  # retarget when the head takes less than this share of the model's channels
 
 
 def _open_head() -> HeadModel:
-    from model_runtime.heads.open_head import default_head_path
+    from ..model_runtime.heads.open_head import default_head_path
 
     return load_head(default_head_path())
 
@@ -40,7 +40,7 @@ def _landmarks(obj, verts: np.ndarray, faces: np.ndarray, dirs: np.ndarray,
     marks = retarget.landmarks_from_arkit_shapes(verts, dirs, names)
     if marks is not None:
         return marks
-    from model_runtime.heads.flame_pickle import find_mouth_landmarks
+    from ..model_runtime.heads.flame_pickle import find_mouth_landmarks
 
     try:
         return find_mouth_landmarks(verts, faces)
@@ -94,7 +94,7 @@ def head_model_of(obj, names: list[str] | None = None) -> HeadModel | None:
 
 
 def _open_head_id() -> str:
-    from model_runtime.heads.open_head import HEAD_ID
+    from ..model_runtime.heads.open_head import HEAD_ID
 
     return HEAD_ID
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import atexit
 from pathlib import Path
 
-from emote_blender.runtime_env import check_interpreter
-from emote_blender.runtime_job import Job, start_one_shot
-from emote_blender.runtime_server import ServeProcess
+from .runtime_env import check_interpreter
+from .runtime_job import Job, start_one_shot
+from .runtime_server import ServeProcess
 
 _SERVER: ServeProcess | None = None
 

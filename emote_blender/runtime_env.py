@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from model_runtime.errors import RuntimeFailure
+from ..model_runtime.errors import RuntimeFailure
 
 
 def extension_root() -> Path:
@@ -19,7 +19,7 @@ def extension_root() -> Path:
 def runtime_env(python: str | Path | None = None) -> dict:
     """Environment for the runtime process: the extension folder first on its import path, then
     the package folders bound to `python` (bundled wheels or 'Set up runtime', runtime_setup)."""
-    from emote_blender.runtime_setup import site_dirs_for
+    from .runtime_setup import site_dirs_for
 
     env = dict(os.environ)
     first = [str(extension_root())] + site_dirs_for(python)

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from emote_blender.runtime_env import check_interpreter, runtime_env
-from emote_blender.runtime_events import LineTail, parse_event, tail_text
-from model_runtime.errors import RuntimeFailure
+from .runtime_env import check_interpreter, runtime_env
+from .runtime_events import LineTail, parse_event, tail_text
+from ..model_runtime.errors import RuntimeFailure
 
 if TYPE_CHECKING:
-    from emote_blender.runtime_server import ServeProcess
+    from .runtime_server import ServeProcess
 
 STALL_TIMEOUT_S = 180.0  # no output for this long while working: the runtime is hung
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.errors import RuntimeFailure
+from ..model_runtime.errors import RuntimeFailure
 
 
 def read_result(path: str | Path, frame_count: int) -> dict:

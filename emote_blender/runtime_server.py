@@ -12,9 +12,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from emote_blender.runtime_env import check_interpreter, runtime_env
-from emote_blender.runtime_events import LineTail, parse_event, tail_text
-from emote_blender.runtime_job import Job, new_job_folder
+from .runtime_env import check_interpreter, runtime_env
+from .runtime_events import LineTail, parse_event, tail_text
+from .runtime_job import Job, new_job_folder
 
 READY_TIMEOUT_S = 180.0  # a server that has not said "ready" by then is hung
 

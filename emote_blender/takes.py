@@ -11,7 +11,7 @@ carries the action's own name, so Generate never orphans the user's keys.
 
 from __future__ import annotations
 
-from emote_blender import blender_compat, heads
+from . import blender_compat, heads
 
 ORIGINAL_TRACK = "Original animation"
 

@@ -12,7 +12,7 @@ from math import gcd
 
 import numpy as np
 
-from model_runtime.errors import EmoteInputError, EmoteWarning
+from .errors import EmoteInputError, EmoteWarning
 
 SAMPLE_RATE = 16000
 MIN_RATE = 8000

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_runtime.errors import EmoteInputError
+from .errors import EmoteInputError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 REPORT_NAME = "batch_report.csv"
@@ -123,7 +123,7 @@ def _read_csv(path: Path, emotion: str, intensity: float, style: str | None) -> 
 
 def make_request(line: BatchLine, fps: float, model: str, n_samples_16k: int) -> dict:
     """A runtime request (DESIGN.md contract) for one line with a constant emotion."""
-    from model_runtime.conditions import EMOTIONS
+    from .conditions import EMOTIONS
 
     if line.emotion not in EMOTIONS:
         raise EmoteInputError("bad_request", f"Unknown emotion {line.emotion!r} for line "
@@ -141,7 +141,7 @@ def make_request(line: BatchLine, fps: float, model: str, n_samples_16k: int) ->
 
 def model_fingerprint(model: str) -> tuple[str, str]:
     """(model id, sha256 over its config.json and model.safetensors) of "default" or a folder."""
-    from model_runtime.checkpoints import CONFIG_NAME, WEIGHTS_NAME, _resolve
+    from .checkpoints import CONFIG_NAME, WEIGHTS_NAME, _resolve
 
     folder = _resolve(model)
     digest = hashlib.sha256()
@@ -232,9 +232,9 @@ def _run_line(line: BatchLine, out_dir: str, fps: float, model: str, settings: d
     """Generate one line in a worker; never raises, records the outcome, returns a report row."""
     import numpy as np
 
-    from model_runtime.audio import load_audio
-    from model_runtime.inference import run_request
-    from model_runtime.safe_write import write_text
+    from .audio import load_audio
+    from .inference import run_request
+    from .safe_write import write_text
 
     t0 = time.perf_counter()
     out = Path(out_dir) / f"{line.name}.npz"
@@ -284,13 +284,13 @@ def run_batch(lines: list[BatchLine], out_dir: str | Path, fps: float = 30.0, mo
     those. Raises BatchInterrupted (after stopping the workers and writing the report) on SIGINT
     or SIGTERM.
     """
-    from model_runtime.safe_write import clean_stale_temps
+    from .safe_write import clean_stale_temps
 
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        from model_runtime.safe_write import cannot_write
+        from .safe_write import cannot_write
 
         raise cannot_write(out_dir / REPORT_NAME, exc) from exc
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -319,7 +319,7 @@ def run_batch(lines: list[BatchLine], out_dir: str | Path, fps: float = 30.0, mo
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     if todo:
         # A first load here turns a broken model into one clear error instead of N line errors.
-        from model_runtime.checkpoints import load_checkpoint
+        from .checkpoints import load_checkpoint
 
         load_checkpoint(model)
     if progress:
@@ -372,7 +372,7 @@ def report_rows(lines: list[BatchLine], out_dir: Path, settings: dict) -> list[d
 
 def write_report(lines: list[BatchLine], out_dir: Path, settings: dict) -> list[dict]:
     """Rewrite OUT/batch_report.csv (atomically) from disk; returns its rows."""
-    from model_runtime.safe_write import write_text
+    from .safe_write import write_text
 
     rows = report_rows(lines, out_dir, settings)
     buf = io.StringIO()

@@ -17,9 +17,9 @@ import json
 import os
 from pathlib import Path
 
-from model_runtime.errors import EmoteInputError
-from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
-from model_runtime.emotions import EMOTIONS, INTENSITY_LEVELS
+from .errors import EmoteInputError
+from .networks.attention_modes import ATTENTION_MODES, TRAINED
+from .emotions import EMOTIONS, INTENSITY_LEVELS
 
 READABLE_FORMAT_VERSIONS = (1, 2)
 # inference.audio_framing: "whole_clip" normalises every sample of the clip (our models);
@@ -171,7 +171,7 @@ def _check_format2(config: dict, bad) -> None:
 
 def build_model(config: dict):
     """A TalkingHead with random weights for `config["architecture"]` (checked first)."""
-    from model_runtime.networks.talking_head import TalkingHead
+    from .networks.talking_head import TalkingHead
 
     _check_config(config, "given config")
     return TalkingHead(config["architecture"])
@@ -231,7 +231,7 @@ def save_checkpoint(model, config: dict, folder, replace: bool = True,
     """
     from safetensors.torch import save
 
-    from model_runtime.safe_write import write_bytes, write_text
+    from .safe_write import write_bytes, write_text
 
     _check_config(config, "to save")
     folder = Path(folder)

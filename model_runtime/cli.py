@@ -18,9 +18,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
-from model_runtime.errors import EmoteInputError, warnings_to
-from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
-from model_runtime.progress import bar_progress, emit, jsonl_progress, no_progress
+from .errors import EmoteInputError, warnings_to
+from .networks.attention_modes import ATTENTION_MODES, TRAINED
+from .progress import bar_progress, emit, jsonl_progress, no_progress
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 INTERNAL_MESSAGE = ("The runtime failed unexpectedly ({error}). This is a bug: please report it "
@@ -113,11 +113,11 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
 def _run_generate(args: argparse.Namespace) -> int:
     with _session(args.progress) as session:
         if args.request:
-            from model_runtime.safe_write import refuse_overwriting_input
+            from .safe_write import refuse_overwriting_input
 
             refuse_overwriting_input(args.out, {"request file": args.request})
         request = _request_from_args(args)
-        from model_runtime.inference import run_request
+        from .inference import run_request
 
         summary = run_request(request, args.out, session.report)
         session.finish({"event": "done", "out": str(args.out)},
@@ -156,7 +156,7 @@ def _request_from_args(args: argparse.Namespace) -> dict:
 
 def _parse_emotion(text: str) -> tuple[list[str], list[float]]:
     """'happy' or 'happy:0.7,sad:0.3' -> (names, weights)."""
-    from model_runtime.conditions import emotion_index
+    from .conditions import emotion_index
 
     names, weights = [], []
     for part in str(text).split(","):
@@ -177,13 +177,13 @@ def _parse_emotion(text: str) -> tuple[list[str], list[float]]:
 
 
 def _configure_serve(p: argparse.ArgumentParser) -> None:
-    from model_runtime.serve import EPILOG
+    from .serve import EPILOG
 
     p.epilog = EPILOG
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from model_runtime import serve
+    from . import serve
 
     return serve.run(internal_message=INTERNAL_MESSAGE)
 
@@ -214,7 +214,7 @@ def _configure_convert(p: argparse.ArgumentParser) -> None:
 
 def _run_convert(args: argparse.Namespace) -> int:
     with _session(args.progress) as session:
-        from model_runtime.convert_official import convert_official
+        from .convert_official import convert_official
 
         convert_official(args.ckpt, args.cfg, args.flint, args.out, attention=args.attention,
                          flint_cfg=args.flint_cfg, force=args.force)
@@ -264,14 +264,14 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def _configure_plot(p: argparse.ArgumentParser) -> None:
-    from model_runtime.plots import add_arguments
+    from .plots import add_arguments
 
     add_arguments(p)
 
 
 def _run_plot(args: argparse.Namespace) -> int:
     with _session(args.progress) as session:
-        from model_runtime import plots
+        from . import plots
 
         out = plots.plot_result(args.result, args.out, plots.read_json(args.request, "request"),
                                 plots.read_json(args.labels, "labels file"),

@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from model_runtime.errors import EmoteInputError
-from model_runtime.emotions import EMOTIONS, INTENSITY_LEVELS  # noqa: F401 (re-exported)
+from .errors import EmoteInputError
+from .emotions import EMOTIONS, INTENSITY_LEVELS  # noqa: F401 (re-exported)
 
 # Other spellings of the same emotions (MEAD / paper wording) accepted on input.
 EMOTION_ALIASES = {

@@ -24,11 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from model_runtime.errors import EmoteInputError
-from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
-from model_runtime.official_cfg import (OFFICIAL_MAX_FRAMES, OUTPUT_VERSIONS, check_flint_cfg,
+from .errors import EmoteInputError
+from .networks.attention_modes import ATTENTION_MODES, TRAINED
+from .official_cfg import (OFFICIAL_MAX_FRAMES, OUTPUT_VERSIONS, check_flint_cfg,
                                         check_talking_head_cfg)
-from model_runtime.safe_pickle import (BASIC_NAMES, AllowList, StateRecorder,
+from .safe_pickle import (BASIC_NAMES, AllowList, StateRecorder,
                                        torch_pickle_module)
 
 MEAD_IDENTITIES = (
@@ -315,7 +315,7 @@ def convert_official(ckpt, cfg_yaml, flint_ckpt, out_dir, attention: str = TRAIN
     `out_dir` must be new, empty, or (with `force`) an earlier conversion, whose config.json and
     model.safetensors alone are replaced; a folder with other files (the download folder with
     the licensed weights) is refused before anything is read or written."""
-    from model_runtime.checkpoints import (WHOLE_FRAMES, build_model, check_output_folder,
+    from .checkpoints import (WHOLE_FRAMES, build_model, check_output_folder,
                                            load_state_strict, make_config, save_checkpoint)
 
     hint = "Add --force to replace its config.json and model.safetensors, or choose a new folder."

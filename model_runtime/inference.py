@@ -17,11 +17,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from model_runtime.audio import SAMPLE_RATE, load_audio
-from model_runtime.conditions import build_condition_track, identity_index, resample_track
-from model_runtime.errors import EmoteInputError
-from model_runtime.safe_write import hold_point, refuse_overwriting_input, replacing
-from model_runtime.networks.audio_encoders import normalise_audio
+from .audio import SAMPLE_RATE, load_audio
+from .conditions import build_condition_track, identity_index, resample_track
+from .errors import EmoteInputError
+from .safe_write import hold_point, refuse_overwriting_input, replacing
+from .networks.audio_encoders import normalise_audio
 
 Progress = Callable[[str, int, int], None]
 
@@ -64,7 +64,7 @@ def predict(
     `inference.single_pass_frames` (1200 for official checkpoints: one pass as far as the official
     code goes), else WINDOW_FRAMES. Threads are the caller's business (torch.set_num_threads).
     """
-    from model_runtime.checkpoints import WHOLE_FRAMES, inference_settings
+    from .checkpoints import WHOLE_FRAMES, inference_settings
 
     settings = inference_settings(config)
     if window_frames is None:
@@ -191,7 +191,7 @@ def get_model(spec: str | os.PathLike) -> tuple[torch.nn.Module, dict, str]:
 
     A cached model is reloaded when its files change on disk; at most MAX_CACHED_MODELS stay.
     """
-    from model_runtime.checkpoints import default_model_dir, load_checkpoint
+    from .checkpoints import default_model_dir, load_checkpoint
 
     key = "default" if str(spec) == "default" else str(Path(spec).expanduser().resolve())
     folder = default_model_dir() if key == "default" else Path(key)
@@ -316,7 +316,7 @@ def _with_alive(req: dict, audio: np.ndarray, fps: float, exp: np.ndarray, jaw: 
                 exp_names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
     """Blinks into exp's eyeBlink channels, head and gaze tracks (model_runtime.alive), then the
     request's strength controls (model_runtime.strengths); all zero / unchanged when off."""
-    from model_runtime import alive, strengths
+    from . import alive, strengths
 
     life = alive.make_tracks(audio, fps, exp.shape[0], req["alive"])
     if req["alive"]["blinks"] > 0:
@@ -405,7 +405,7 @@ def _alive_fields(request: dict, bad) -> tuple[dict, dict]:
     """The optional `alive` ({"blinks", "gaze", "head_motion": strength 0..2, "seed": int};
     absent: all off) and `strengths` ({"upper_face", "lower_face", "lip_closure": 0..2,
     "smoothing": seconds}; absent: neutral) fields."""
-    from model_runtime import alive, strengths
+    from . import alive, strengths
 
     a = request.get("alive")
     if a is None:  # requests from before these tracks: no blinks, gaze or head motion

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from model_runtime.errors import EmoteInputError
-from model_runtime.emotions import N_EMOTIONS
+from .errors import EmoteInputError
+from .emotions import N_EMOTIONS
 
 N_INTENSITIES = 3  # the runtime's intensity mapping (conditions.intensity_one_hot) has 3 levels
 OUTPUT_VERSIONS = {103: "EMOTE_v2", 53: "EMOTE v1"}  # exp (100 / 50) + 3 jaw

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.errors import EmoteInputError
+from .errors import EmoteInputError
 
 # Colours (matplotlib colour strings), one per EMOTE emotion (model_runtime/emotions.py).
 EMOTION_COLOURS = {
@@ -242,7 +242,7 @@ def build_figure(plot: CurvePlot, width_px: int = 1400, dpi: int = 100):
 def render_curve_plot(plot: CurvePlot, out_path: str | Path, width_px: int = 1400,
                       dpi: int = 100) -> Path:
     """Draw `plot` as a PNG at `out_path` (replaced only when whole). Needs matplotlib."""
-    from model_runtime.safe_write import replacing
+    from .safe_write import replacing
 
     fig = build_figure(plot, width_px, dpi)
     out = Path(out_path)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from model_runtime.errors import EmoteInputError
+from .errors import EmoteInputError
 
 
 def _numpy_attr(submodule: str, name: str) -> Any:

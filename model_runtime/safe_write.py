@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import IO, Iterator
 
-from model_runtime.errors import EmoteInputError
+from .errors import EmoteInputError
 
 TEMP_SUFFIX = ".part"
 HOLD_ENV = "EMOTE_TEST_HOLD_AT"  # tests only: "POINT" or "POINT:DETAIL" makes the run wait there

@@ -21,8 +21,8 @@ import time
 import traceback
 from typing import IO
 
-from model_runtime.errors import EmoteInputError, warnings_to
-from model_runtime.progress import emit, jsonl_progress
+from .errors import EmoteInputError, warnings_to
+from .progress import emit, jsonl_progress
 
 EPILOG = ("Protocol: one JSON object per line on stdin: {\"id\": ID, \"request\": {...}, \"out\": "
           "PATH}, {\"cmd\": \"cancel\", \"id\": ID} or {\"cmd\": \"shutdown\"}. Replies on "
@@ -58,7 +58,7 @@ def _read_lines(stream: IO[str], inbox: queue.Queue, cancelled: set) -> None:
 
 def serve(stdin: IO[str], out: IO[str], internal_message: str) -> None:
     """Answer requests until shutdown or end of input (the caller has redirected stray prints)."""
-    from model_runtime import inference  # imports torch: "ready" means warm
+    from . import inference  # imports torch: "ready" means warm
 
     inbox: queue.Queue = queue.Queue()
     cancelled: set = set()

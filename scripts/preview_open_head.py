@@ -17,10 +17,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpath"))
 
-from model_runtime.heads import open_head  # noqa: E402
-from emote_blender.preview import contact_sheet  # noqa: E402
-from model_runtime.heads.head_model import evaluate, load_head  # noqa: E402
-from model_runtime.emotions import EMOTIONS  # noqa: E402
+from emote.model_runtime.heads import open_head  # noqa: E402
+from emote.emote_blender.preview import contact_sheet  # noqa: E402
+from emote.model_runtime.heads.head_model import evaluate, load_head  # noqa: E402
+from emote.model_runtime.emotions import EMOTIONS  # noqa: E402
 
 VISEMES = ("rest", "AA_open", "OO_rounded", "EE_spread", "MBP_closed", "FV")
 COLOURS = {  # face group -> RGBA

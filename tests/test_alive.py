@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_runtime import alive, cli, strengths
-from model_runtime.errors import EmoteInputError
-from model_runtime.inference import validate_request
+from emote.model_runtime import alive, cli, strengths
+from emote.model_runtime.errors import EmoteInputError
+from emote.model_runtime.inference import validate_request
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = ROOT / "assets" / "dialogue" / "line_01.wav"
@@ -234,8 +234,8 @@ def test_neutral_strengths_change_nothing_and_smoothing_is_gaussian_in_seconds()
 
 
 def test_read_result_accepts_results_with_and_without_head_and_gaze(tmp_path):
-    from emote_blender.runtime_result import read_result
-    from model_runtime.errors import RuntimeFailure
+    from emote.emote_blender.runtime_result import read_result
+    from emote.model_runtime.errors import RuntimeFailure
 
     base = {"fps": np.float64(25), "exp": np.zeros((5, 2), np.float32),
             "jaw": np.zeros((5, 3), np.float32), "exp_names": np.array(["a", "b"])}
@@ -253,7 +253,7 @@ def test_read_result_accepts_results_with_and_without_head_and_gaze(tmp_path):
 def test_runtime_applies_request_strengths_to_its_result(tmp_path):
     """The command line's strength options reach the result: lower face halves mouth and jaw,
     brows stay (the blinks, gaze and head are off in both)."""
-    from model_runtime.inference import run_request
+    from emote.model_runtime.inference import run_request
 
     base = {"audio": str(LINE), "fps": 25, "audio_end_s": 3.0}
     run_request(base, tmp_path / "plain.npz")

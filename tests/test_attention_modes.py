@@ -14,7 +14,7 @@ import contextlib
 import pytest
 import torch
 
-from model_runtime.networks.alibi import AlibiEncoderLayer, alibi_slopes, band_mask
+from emote.model_runtime.networks.alibi import AlibiEncoderLayer, alibi_slopes, band_mask
 
 torch.set_num_threads(1)
 

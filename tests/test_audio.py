@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_runtime.audio import SAMPLE_RATE, load_audio
-from model_runtime.errors import EmoteInputError
+from emote.model_runtime.audio import SAMPLE_RATE, load_audio
+from emote.model_runtime.errors import EmoteInputError
 
 
 def _tone(rate: int, seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:

@@ -4,7 +4,7 @@ removed as each channel does, formants/pitch moved without moving the phones."""
 import numpy as np
 import pytest
 
-from model_runtime.training import augment
+from emote.model_runtime.training import augment
 
 SR = 16000
 

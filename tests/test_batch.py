@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_runtime import batch
-from model_runtime.errors import EmoteInputError
+from emote.model_runtime import batch
+from emote.model_runtime.errors import EmoteInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def speech_like(path: Path, seconds: float, seed: int = 0, sr: int = 16000) -> P
 def tiny_model(tmp_path_factory) -> Path:
     import torch
 
-    from model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
+    from emote.model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
 
     torch.manual_seed(0)
     cfg = tiny_config([f"exp{i:03d}" for i in range(6)], identities=("calm", "lively"))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emote_blender import channels
-from model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES, OPEN_HEAD_CHANNELS
+from emote.emote_blender import channels
+from emote.model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES, OPEN_HEAD_CHANNELS
 
 OPEN = list(OPEN_HEAD_CHANNELS)
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from model_runtime import checkpoints
-from model_runtime.checkpoints import (EMOTIONS, build_model, default_arch, default_model_dir,
+from emote.model_runtime import checkpoints
+from emote.model_runtime.checkpoints import (EMOTIONS, build_model, default_arch, default_model_dir,
                                        load_checkpoint, make_config, save_checkpoint, tiny_config)
-from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
-from model_runtime.errors import EmoteInputError
+from emote.model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
+from emote.model_runtime.errors import EmoteInputError
 
 torch.set_num_threads(1)
 EXP = ["jawOpen", "smile", "frown"]

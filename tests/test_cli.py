@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_runtime import cli
+from emote.model_runtime import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP_NAMES = [f"exp{i}" for i in range(4)]
@@ -32,7 +32,7 @@ def _events(stdout: str) -> list[dict]:
 def assets(tmp_path_factory):
     import torch
 
-    from model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
+    from emote.model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
 
     root = tmp_path_factory.mktemp("cli")
     torch.manual_seed(0)
@@ -148,7 +148,7 @@ def test_default_model_missing_people_form(assets, tmp_path, capsys, monkeypatch
 
 
 def test_unexpected_exception_is_internal_error(assets, tmp_path, capsys, monkeypatch):
-    from model_runtime import inference
+    from emote.model_runtime import inference
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")

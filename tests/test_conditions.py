@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_runtime.conditions import (
+from emote.model_runtime.conditions import (
     EMOTIONS,
     build_condition_track,
     identity_index,
     intensity_one_hot,
     resample_track,
 )
-from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
-from model_runtime.errors import EmoteInputError
+from emote.model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
+from emote.model_runtime.errors import EmoteInputError
 
 LEVELS = slice(N_EMOTIONS, N_EMOTIONS + INTENSITY_LEVELS)  # intensity columns of a condition row
 
@@ -107,13 +107,13 @@ def test_the_emotion_list_is_defined_once():
     """Every part that names the emotions uses model_runtime.emotions' own tuple, not a copy."""
     import importlib
 
-    from model_runtime import emotions
+    from emote.model_runtime import emotions
 
     for name in ("model_runtime.conditions", "model_runtime.checkpoints",
                  "model_runtime.training.teacher", "emote_blender.emotion_curve"):
         assert importlib.import_module("emote." + name).EMOTIONS is emotions.EMOTIONS, name
     for name in ("model_runtime.official_cfg", "model_runtime.training.emotion_classifier"):
         assert importlib.import_module("emote." + name).N_EMOTIONS == len(emotions.EMOTIONS), name
-    from model_runtime.training.stage2 import EMOTION_AND_INTENSITY
+    from emote.model_runtime.training.stage2 import EMOTION_AND_INTENSITY
 
     assert EMOTION_AND_INTENSITY == len(emotions.EMOTIONS) + emotions.INTENSITY_LEVELS

@@ -12,12 +12,12 @@ import torch
 
 pytest.importorskip("transformers", reason="the converter needs the optional 'transformers' extra")
 
-from model_runtime.checkpoints import load_checkpoint  # noqa: E402
-from model_runtime.convert_official import (MEAD_IDENTITIES, convert_official,  # noqa: E402
+from emote.model_runtime.checkpoints import load_checkpoint  # noqa: E402
+from emote.model_runtime.convert_official import (MEAD_IDENTITIES, convert_official,  # noqa: E402
                                             crosscheck_flint, load_torch_checkpoint,
                                             map_official_key)
-from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS  # noqa: E402
-from model_runtime.errors import EmoteInputError  # noqa: E402
+from emote.model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS  # noqa: E402
+from emote.model_runtime.errors import EmoteInputError  # noqa: E402
 from tests.helpers.official_emote import (fake_state, flint_cfg,  # noqa: E402
                                           lightning_ckpt, official_shapes, talking_head_cfg)
 

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from model_runtime.training import align, augment, corpus, text, tts_engines
+from emote.model_runtime.training import align, augment, corpus, text, tts_engines
 
 VOICES = tts_engines.available_voices()
 needs_tts = pytest.mark.skipif(not VOICES, reason="no speech synthesiser installed "

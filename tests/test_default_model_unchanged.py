@@ -41,7 +41,7 @@ def _clip(path: Path) -> Path:
 
 
 def _run(tmp: Path) -> dict:
-    from model_runtime.inference import generate_result, get_model
+    from emote.model_runtime.inference import generate_result, get_model
 
     torch.set_num_threads(1)
     model, config, model_id = get_model("default")

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from emote_blender import (audio_strips, channels, emotion_curve, runtime_client, runtime_job,
+from emote.emote_blender import (audio_strips, channels, emotion_curve, runtime_client, runtime_job,
                            runtime_request, runtime_result)
-from model_runtime.errors import RuntimeFailure
+from emote.model_runtime.errors import RuntimeFailure
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -202,7 +202,7 @@ def test_cancel_on_the_warm_server_keeps_it_and_sends_the_cancel(tmp_path):
 
 
 def test_progress_is_one_bar_in_words():
-    from emote_blender import job_progress
+    from emote.emote_blender import job_progress
 
     order = ["starting runtime", "queued", "load_model", "load_audio"]
     fractions = [job_progress.describe(s)[0] for s in order]

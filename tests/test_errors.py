@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from model_runtime.errors import EmoteError, EmoteInputError, RuntimeFailure
+from emote.model_runtime.errors import EmoteError, EmoteInputError, RuntimeFailure
 
 ROOT = Path(__file__).resolve().parents[1]
 # Raised and caught inside one module to steer control flow; never shown to the user as such.
@@ -16,9 +16,9 @@ CONTROL_FLOW = {"Cancelled", "BatchInterrupted"}
 
 
 def _user_errors():
-    from emote_blender.export import ExportFailed
-    from emote_blender.runtime_setup import SetupBusy
-    from model_runtime.cli import _ArgError
+    from emote.emote_blender.export import ExportFailed
+    from emote.emote_blender.runtime_setup import SetupBusy
+    from emote.model_runtime.cli import _ArgError
 
     return [
         (EmoteInputError("too_short", "Audio too short."), "too_short", "Audio too short."),
@@ -40,7 +40,7 @@ def test_every_user_error_is_an_emote_error_with_its_kind_and_message(index):
 
 
 def test_export_failed_is_still_a_runtime_error():
-    from emote_blender.export import ExportFailed
+    from emote.emote_blender.export import ExportFailed
 
     assert issubclass(ExportFailed, RuntimeError)  # callers that caught RuntimeError still do
 

@@ -8,10 +8,10 @@ import pickle
 import numpy as np
 import pytest
 
-from model_runtime.errors import EmoteInputError
-from model_runtime.heads.flame_pickle import find_mouth_landmarks, load_flame
-from model_runtime.heads.head_model import evaluate, load_head, save_head
-from model_runtime.safe_pickle import safe_loads
+from emote.model_runtime.errors import EmoteInputError
+from emote.model_runtime.heads.flame_pickle import find_mouth_landmarks, load_flame
+from emote.model_runtime.heads.head_model import evaluate, load_head, save_head
+from emote.model_runtime.safe_pickle import safe_loads
 from tests.helpers import synthetic_flame_dict, write_synthetic_flame
 
 N_EXP = 12

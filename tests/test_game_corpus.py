@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_runtime.training import game_corpus, line_lm, queen_data, speaker_split
+from emote.model_runtime.training import game_corpus, line_lm, queen_data, speaker_split
 
 
 # --- queen.1c -------------------------------------------------------------------------------
@@ -253,8 +253,8 @@ def test_heldout_speaker_cannot_reach_a_training_split(tmp_path, heldout_list):
     """Through the real data path: manifest -> load_utterances -> cache -> train indices."""
     import soundfile as sf
 
-    from model_runtime.training.feature_cache import build_cache, load_cache
-    from model_runtime.training.train_default import load_utterances
+    from emote.model_runtime.training.feature_cache import build_cache, load_cache
+    from emote.model_runtime.training.train_default import load_utterances
 
     corpus = tmp_path / "c"
     (corpus / "wavs").mkdir(parents=True)
@@ -290,7 +290,7 @@ def test_heldout_speaker_cannot_reach_a_training_split(tmp_path, heldout_list):
 def test_game_copies_augment_training_speakers_only(tmp_path, heldout_list):
     import soundfile as sf
 
-    from model_runtime.training.train_default import load_utterances
+    from emote.model_runtime.training.train_default import load_utterances
 
     corpus = tmp_path / "c"
     (corpus / "wavs").mkdir(parents=True)

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model_runtime.errors import EmoteInputError
-from model_runtime.heads.head_model import (HeadModel, axis_angle_to_matrix, evaluate, load_head,
+from emote.model_runtime.errors import EmoteInputError
+from emote.model_runtime.heads.head_model import (HeadModel, axis_angle_to_matrix, evaluate, load_head,
                                             save_head, validate)
 from tests.helpers import synthetic_flame_dict
 
@@ -51,7 +51,7 @@ def _motion(T=6, seed=0):
 
 def test_numpy_and_torch_agree(head):
     torch = pytest.importorskip("torch", reason="TorchHead needs torch")
-    from model_runtime.heads.head_model_torch import TorchHead
+    from emote.model_runtime.heads.head_model_torch import TorchHead
 
     torch.set_num_threads(1)
     exp, jaw = _motion()
@@ -70,7 +70,7 @@ def test_numpy_and_torch_agree(head):
 
 def test_torch_gradient_is_finite_at_zero_jaw(head):
     torch = pytest.importorskip("torch", reason="TorchHead needs torch")
-    from model_runtime.heads.head_model_torch import TorchHead
+    from emote.model_runtime.heads.head_model_torch import TorchHead
 
     jaw = torch.zeros(1, 3, requires_grad=True)
     TorchHead(head)(torch.zeros(1, E), jaw).sum().backward()

@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from model_runtime import inference
-from model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
-from model_runtime.conditions import build_condition_track
-from model_runtime.errors import EmoteInputError
-from model_runtime.inference import (
+from emote.model_runtime import inference
+from emote.model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
+from emote.model_runtime.conditions import build_condition_track
+from emote.model_runtime.errors import EmoteInputError
+from emote.model_runtime.inference import (
     crossfade_weights,
     generate_result,
     predict,

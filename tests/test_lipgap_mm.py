@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_runtime.training import metrics as M
+from emote.model_runtime.training import metrics as M
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import eval_lipsync  # noqa: E402
@@ -67,7 +67,7 @@ def test_telephone_band_limits_the_heldout_clips_and_full_band_keeps_them():
 def test_heldout_clips_come_only_from_heldout_speakers(tmp_path, monkeypatch):
     import soundfile as sf
 
-    from model_runtime.training import speaker_split
+    from emote.model_runtime.training import speaker_split
 
     lst = tmp_path / "h.txt"
     lst.write_text("speaker queen:bob\n")

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from emote_blender import channels, mapping, rig_names
-from emote_blender.mapping import MappingRow
-from model_runtime.errors import EmoteInputError
-from model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES, OPEN_HEAD_CHANNELS
+from emote.emote_blender import channels, mapping, rig_names
+from emote.emote_blender.mapping import MappingRow
+from emote.model_runtime.errors import EmoteInputError
+from emote.model_runtime.heads.arkit_channels import ARKIT_BLENDSHAPES, OPEN_HEAD_CHANNELS
 
 
 def test_arkit_and_cc4_preset_targets_are_the_names_matching_gives_their_channel():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model_runtime.training import metrics as M
+from emote.model_runtime.training import metrics as M
 
 FPS = 25.0
 # 0.0-0.2 SIL, AA 0.2-0.4 (frames 5-9, mid 0.3 -> frame 7), P 0.4-0.5 (central 0.42-0.48: frames
@@ -98,10 +98,10 @@ def test_training_lip_signals_match_the_metric_on_the_open_head():
     """The stage-2 lip-gap and mouth-width losses look at the same signals the metric scores."""
     import torch
 
-    from model_runtime.heads.head_model import load_head
-    from model_runtime.heads.open_head import default_head_path
-    from model_runtime.training.head_views import HeadViews
-    from model_runtime.training.losses import mouth_width_loss
+    from emote.model_runtime.heads.head_model import load_head
+    from emote.model_runtime.heads.open_head import default_head_path
+    from emote.model_runtime.training.head_views import HeadViews
+    from emote.model_runtime.training.losses import mouth_width_loss
 
     head = load_head(default_head_path())
     views = HeadViews(head, face_max=200, mouth_count=16, emotion_count=20)

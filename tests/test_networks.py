@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from model_runtime.checkpoints import build_model, tiny_config
-from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
-from model_runtime.networks.alibi import AlibiEncoderLayer, alibi_bias, alibi_slopes
-from model_runtime.networks.audio_encoders import (LogMelEncoder, mel_filterbank,
+from emote.model_runtime.checkpoints import build_model, tiny_config
+from emote.model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
+from emote.model_runtime.networks.alibi import AlibiEncoderLayer, alibi_bias, alibi_slopes
+from emote.model_runtime.networks.audio_encoders import (LogMelEncoder, mel_filterbank,
                                                    normalise_audio)
-from model_runtime.networks.flint import FlintDecoder, FlintEncoder, FlintVAE
-from model_runtime.networks.talking_head import TalkingHead
+from emote.model_runtime.networks.flint import FlintDecoder, FlintEncoder, FlintVAE
+from emote.model_runtime.networks.talking_head import TalkingHead
 
 torch.set_num_threads(1)
 EXP = [f"exp{i:03d}" for i in range(10)]

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_runtime import cli
-from model_runtime.errors import EmoteInputError
+from emote.model_runtime import cli
+from emote.model_runtime.errors import EmoteInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP_NAMES = [f"exp{i}" for i in range(4)]
@@ -29,7 +29,7 @@ TEMP_SUFFIX = ".part"  # model_runtime.safe_write.TEMP_SUFFIX (spelt out: the te
 def assets(tmp_path_factory):
     import torch
 
-    from model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
+    from emote.model_runtime.checkpoints import build_model, save_checkpoint, tiny_config
 
     root = tmp_path_factory.mktemp("nolost")
     torch.manual_seed(0)
@@ -120,7 +120,7 @@ def test_bad_request_leaves_an_unrelated_file_alone(assets, tmp_path, capsys):
 
 
 def test_result_gets_umask_permissions(assets, tmp_path):
-    from model_runtime.inference import run_request
+    from emote.model_runtime.inference import run_request
 
     old = os.umask(0o022)
     try:
@@ -152,7 +152,7 @@ def test_unwritable_output_folder_is_said_in_words(assets, tmp_path, capsys, mon
 
 
 def test_permission_denied_audio_is_said_in_words(tmp_path, monkeypatch):
-    from model_runtime.audio import load_audio
+    from emote.model_runtime.audio import load_audio
 
     wav = tmp_path / "locked.wav"
     sf.write(wav, np.zeros(16000, dtype=np.float32), 16000)
@@ -171,7 +171,7 @@ def test_permission_denied_audio_is_said_in_words(tmp_path, monkeypatch):
 
 
 def test_wav_cut_short_warns_with_both_lengths(assets, tmp_path, capsys):
-    from model_runtime.audio import load_audio
+    from emote.model_runtime.audio import load_audio
 
     whole = (assets / "line.wav").read_bytes()  # 2 s
     cut = tmp_path / "cut.wav"
@@ -206,7 +206,7 @@ def test_request_file_with_utf8_bom_is_read(assets, tmp_path, capsys):
 def test_save_checkpoint_never_empties_a_folder(tmp_path):
     import torch
 
-    from model_runtime.checkpoints import build_model, load_checkpoint, save_checkpoint, tiny_config
+    from emote.model_runtime.checkpoints import build_model, load_checkpoint, save_checkpoint, tiny_config
 
     config = tiny_config(EXP_NAMES)
     torch.manual_seed(1)
@@ -233,7 +233,7 @@ def test_save_checkpoint_never_empties_a_folder(tmp_path):
 
 
 def test_a_write_that_fails_midway_keeps_the_old_file_and_live_temps_are_left_alone(tmp_path):
-    from model_runtime import safe_write
+    from emote.model_runtime import safe_write
 
     target = tmp_path / "report.csv"
     target.write_text("old rows")

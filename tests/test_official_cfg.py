@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_runtime.convert_official import official_arch, official_sizes
-from model_runtime.errors import EmoteInputError
-from model_runtime.official_cfg import check_flint_cfg, check_talking_head_cfg
+from emote.model_runtime.convert_official import official_arch, official_sizes
+from emote.model_runtime.errors import EmoteInputError
+from emote.model_runtime.official_cfg import check_flint_cfg, check_talking_head_cfg
 from tests.helpers.official_emote import DELETE, flint_cfg, official_shapes, talking_head_cfg
 
 SIZES_V2 = {"output_dim": 103, "cond_dim": 43, "style_dim": 128, "seq_dim": 128, "ff_dim": 256,

@@ -22,8 +22,8 @@ import torch
 
 pytest.importorskip("transformers", reason="official checkpoints need the 'transformers' extra")
 
-from model_runtime.convert_official import convert_official  # noqa: E402
-from model_runtime.inference import generate_result, get_model  # noqa: E402
+from emote.model_runtime.convert_official import convert_official  # noqa: E402
+from emote.model_runtime.inference import generate_result, get_model  # noqa: E402
 from tests.helpers.official_emote import (lightning_ckpt, official_shapes,  # noqa: E402
                                           scaled_state, talking_head_cfg)
 

@@ -12,13 +12,13 @@ import torch
 
 pytest.importorskip("transformers", reason="wav2vec2 models need the 'transformers' extra")
 
-from model_runtime import checkpoints  # noqa: E402
-from model_runtime.checkpoints import (build_model, load_checkpoint, make_config,  # noqa: E402
+from emote.model_runtime import checkpoints  # noqa: E402
+from emote.model_runtime.checkpoints import (build_model, load_checkpoint, make_config,  # noqa: E402
                                        save_checkpoint, tiny_config)
-from model_runtime.conditions import build_condition_track  # noqa: E402
-from model_runtime.errors import EmoteInputError  # noqa: E402
-from model_runtime.inference import predict, window_starts  # noqa: E402
-from model_runtime.official_cfg import OFFICIAL_MAX_FRAMES  # noqa: E402
+from emote.model_runtime.conditions import build_condition_track  # noqa: E402
+from emote.model_runtime.errors import EmoteInputError  # noqa: E402
+from emote.model_runtime.inference import predict, window_starts  # noqa: E402
+from emote.model_runtime.official_cfg import OFFICIAL_MAX_FRAMES  # noqa: E402
 
 torch.set_num_threads(1)
 EXP = [f"exp{i:03d}" for i in range(5)]
@@ -131,7 +131,7 @@ def test_bad_format2_settings_are_refused(edit, text):
 
 
 def test_cli_passes_attention_and_flint_cfg(tmp_path, monkeypatch):
-    from model_runtime import cli, convert_official
+    from emote.model_runtime import cli, convert_official
 
     seen = {}
     monkeypatch.setattr(convert_official, "convert_official",

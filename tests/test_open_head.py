@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from model_runtime.heads import open_head
-from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS, mirror_name
-from model_runtime.heads.head_model import HeadModel, evaluate, load_head, save_head, validate
+from emote.model_runtime.heads import open_head
+from emote.model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS, mirror_name
+from emote.model_runtime.heads.head_model import HeadModel, evaluate, load_head, save_head, validate
 
 
 @pytest.fixture(scope="module")
@@ -304,8 +304,8 @@ def test_expression_presets(head):
 
 def test_channel_table_covers_every_channel_once():
     """Each channel is one row of the table or the mirror of one; every name a row uses exists."""
-    from model_runtime.heads import open_head_channels, open_head_skin as sk
-    from model_runtime.heads import open_head_tables as tables
+    from emote.model_runtime.heads import open_head_channels, open_head_skin as sk
+    from emote.model_runtime.heads import open_head_tables as tables
 
     rows = [row.name for row in tables.LEFT_CHANNELS]
     assert len(rows) == len(set(rows))

@@ -157,7 +157,7 @@ def test_markers_are_evaluated_for_the_target_platform():
 
 
 def test_runtime_pins_are_the_versions_the_tests_run_on():
-    from emote_blender.runtime_setup import pinned_requirements
+    from emote.emote_blender.runtime_setup import pinned_requirements
 
     pins = dict(r.split("==") for r in pinned_requirements())
     assert set(pins) == {"torch", "numpy", "scipy", "soundfile", "safetensors", "matplotlib"}

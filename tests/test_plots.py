@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_runtime import plots
-from model_runtime.emotions import EMOTIONS
-from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+from emote.model_runtime import plots
+from emote.model_runtime.emotions import EMOTIONS
+from emote.model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS, T = 25.0, 153
@@ -197,8 +197,8 @@ def test_matplotlib_pin_is_the_runtime_requirement():
 
 
 def test_blender_side_labels_are_the_heads_key_and_bone_names():
-    from emote_blender import curve_plot
-    from emote_blender.channels import match_channels
+    from emote.emote_blender import curve_plot
+    from emote.emote_blender.channels import match_channels
 
     names = list(OPEN_HEAD_CHANNELS)
     rpm_keys = [n.replace("_L", "Left").replace("_R", "Right") for n in names]  # another rig
@@ -212,7 +212,7 @@ def test_blender_side_labels_are_the_heads_key_and_bone_names():
 
 def test_blender_side_draw_fails_soft_in_words(tmp_path):
     """The main job's call: a runtime that cannot run the plot gives a warning, never raises."""
-    from emote_blender import curve_plot
+    from emote.emote_blender import curve_plot
 
     result, request = write_inputs(tmp_path)
     png, warning = curve_plot.draw(tmp_path / "no_python", result, json.loads(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_runtime.heads import retarget
-from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
-from model_runtime.heads.flame_pickle import load_flame
-from model_runtime.heads.head_model import load_head
-from model_runtime.heads.open_head import default_head_path
-from model_runtime.training.metrics import lip_signals
-from model_runtime.training.teacher import BILABIALS
+from emote.model_runtime.heads import retarget
+from emote.model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
+from emote.model_runtime.heads.flame_pickle import load_flame
+from emote.model_runtime.heads.head_model import load_head
+from emote.model_runtime.heads.open_head import default_head_path
+from emote.model_runtime.training.metrics import lip_signals
+from emote.model_runtime.training.teacher import BILABIALS
 from tests.helpers.made_up_line import made_up_line
 from tests.helpers.synthetic_flame import write_synthetic_flame
 

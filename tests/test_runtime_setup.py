@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from emote_blender import runtime_setup
-from emote_blender.runtime_env import extension_root, runtime_env
+from emote.emote_blender import runtime_setup
+from emote.emote_blender.runtime_env import extension_root, runtime_env
 from tests.helpers.offline import offline_pip
 
 PIP_NO_NETWORK_LOG = """\

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from model_runtime.convert_official import load_torch_checkpoint
-from model_runtime.errors import EmoteInputError
-from model_runtime.heads.flame_pickle import load_flame
-from model_runtime.safe_pickle import safe_load
+from emote.model_runtime.convert_official import load_torch_checkpoint
+from emote.model_runtime.errors import EmoteInputError
+from emote.model_runtime.heads.flame_pickle import load_flame
+from emote.model_runtime.safe_pickle import safe_load
 from tests.helpers import synthetic_flame_dict
 from tests.helpers.official_emote import lightning_ckpt
 
@@ -154,7 +154,7 @@ def test_payload_hidden_in_a_stand_ins_state_is_refused(tmp_path, caller, stand_
 def test_allowed_helper_misused_is_refused_with_the_callers_advice(tmp_path, caller):
     """numpy's _reconstruct is allowed for plain arrays only; asked for another (allowed) type,
     it is refused, and the refusal names the file and gives the advice of its caller."""
-    from model_runtime.safe_pickle import _np_reconstruct
+    from emote.model_runtime.safe_pickle import _np_reconstruct
 
     path = tmp_path / "model.file"
     CALLERS[caller].write(path, _Payload(_np_reconstruct, (set, (0,), b"b")), 2)

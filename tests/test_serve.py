@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-import model_runtime
-from model_runtime import serve
+from emote import model_runtime
+from emote.model_runtime import serve
 
 
 class _Pipe(io.TextIOBase):

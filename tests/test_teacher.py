@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
-from model_runtime.training import metrics, teacher
+from emote.model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
+from emote.model_runtime.training import metrics, teacher
 
 CH = {n: i for i, n in enumerate(OPEN_HEAD_CHANNELS)}
 CONSONANTS = ["T", "D", "N", "L", "S", "Z", "K", "G", "R", "HH", "F", "V", "TH", "DH", "SH",
@@ -128,8 +128,8 @@ def test_reference_lip_gap_follows_alignment():
 
 def _open_head():
     try:
-        from model_runtime.heads.head_model import load_head
-        from model_runtime.heads.open_head import default_head_path
+        from emote.model_runtime.heads.head_model import load_head
+        from emote.model_runtime.heads.open_head import default_head_path
     except ImportError:
         pytest.skip("model_runtime.heads.open_head is not written yet")
     return load_head(default_head_path())

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from model_runtime.training import plan as plan_module
-from model_runtime.training import train_default
-from model_runtime.training.recipe import SHIPPED, STAGES
+from emote.model_runtime.training import plan as plan_module
+from emote.model_runtime.training import train_default
+from emote.model_runtime.training.recipe import SHIPPED, STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,7 +108,7 @@ class _Builders:
 @pytest.mark.parametrize("game_installed", [True, False])
 def test_data_run_builds_the_corpus_with_the_scripts_commands(tmp_path, monkeypatch, capsys,
                                                               game_installed):
-    from model_runtime.training import queen_data
+    from emote.model_runtime.training import queen_data
 
     game_file = tmp_path / "queen.1c"
     if game_installed:
@@ -151,9 +151,9 @@ def test_every_stage_of_the_recipe_is_trained():
 
 
 def test_data_run_builds_the_corpus_before_the_cache(tmp_path, monkeypatch):
-    from model_runtime.heads.head_model import save_head
-    from model_runtime.training import queen_data
-    from model_runtime.training.feature_cache import load_cache
+    from emote.model_runtime.heads.head_model import save_head
+    from emote.model_runtime.training import queen_data
+    from emote.model_runtime.training.feature_cache import load_cache
     from tests.test_training_smoke import pick_head, write_corpus
 
     monkeypatch.setattr(queen_data, "QUEEN_1C", tmp_path / "not_installed.1c")

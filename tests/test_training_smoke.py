@@ -14,11 +14,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
-from model_runtime.heads.head_model import HeadModel, save_head
-from model_runtime.training import teacher
-from model_runtime.training.feature_cache import Utterance, build_cache, load_cache
-from model_runtime.training.phones import ARPABET, BILABIALS, OPEN_VOWELS
+from emote.model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+from emote.model_runtime.heads.head_model import HeadModel, save_head
+from emote.model_runtime.training import teacher
+from emote.model_runtime.training.feature_cache import Utterance, build_cache, load_cache
+from emote.model_runtime.training.phones import ARPABET, BILABIALS, OPEN_VOWELS
 
 SR = 16000
 
@@ -57,8 +57,8 @@ def stand_in_head() -> HeadModel:
 def pick_head() -> HeadModel:
     """The real open head when its builder exists, else the stand-in grid face."""
     try:
-        from model_runtime.heads.head_model import load_head
-        from model_runtime.heads.open_head import default_head_path
+        from emote.model_runtime.heads.head_model import load_head
+        from emote.model_runtime.heads.open_head import default_head_path
         return load_head(default_head_path())
     except ImportError:
         return stand_in_head()
@@ -118,7 +118,7 @@ SMALL_ARCH = {
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny synthetic corpus, its cache (small log-mel encoder, real teacher) and the head."""
-    from model_runtime.networks.audio_encoders import LogMelEncoder
+    from emote.model_runtime.networks.audio_encoders import LogMelEncoder
 
     torch.set_num_threads(1)  # the machine is shared; one thread is also the fastest here
     root = tmp_path_factory.mktemp("corpus")
@@ -145,7 +145,7 @@ def _went_down(result, key):
 
 
 def test_cache_windows_match_encoder_on_the_audio_window(tiny):
-    from model_runtime.training.dataset import WindowSampler
+    from emote.model_runtime.training.dataset import WindowSampler
 
     c = tiny["cache"]
     assert c.ratio == 2 and c.variants == 3
@@ -153,7 +153,7 @@ def test_cache_windows_match_encoder_on_the_audio_window(tiny):
     n, start = int(c.indices("train")[0]), 20
     w = s.window(n, 1, start)
     audio = tiny["utts"][n].audio
-    from model_runtime.training.feature_cache import normalise_audio
+    from emote.model_runtime.training.feature_cache import normalise_audio
     full = tiny["enc"].features(torch.from_numpy(normalise_audio(audio))[None])[0].numpy()
     np.testing.assert_allclose(w["feat"], full[2 * start: 2 * start + 33], atol=0.06)
     assert w["cond"].shape == (16, 8 + 3 + len(teacher.STYLES))
@@ -166,7 +166,7 @@ def test_cache_windows_match_encoder_on_the_audio_window(tiny):
 
 
 def test_exchange_permutes_emotion_and_intensity_only():
-    from model_runtime.training.stage2 import derangement, exchange_conditions
+    from emote.model_runtime.training.stage2 import derangement, exchange_conditions
 
     for n in (2, 3, 7, 16):
         perm = derangement(n, torch.Generator().manual_seed(n))
@@ -180,7 +180,7 @@ def test_exchange_permutes_emotion_and_intensity_only():
 
 
 def test_closure_scores_follow_metrics_definitions():
-    from model_runtime.training.validation import closure_scores
+    from emote.model_runtime.training.validation import closure_scores
 
     gap = np.full(50, 10.0)
     gap[10:14] = 0.5  # closed during the first M only
@@ -192,16 +192,16 @@ def test_closure_scores_follow_metrics_definitions():
 
 def test_every_stage_loss_goes_down(tiny, tmp_path):
     """A few steps of FLINT, stage 1, lip reader, emotion classifier and stage 2 each."""
-    from model_runtime.networks.flint import FlintVAE
-    from model_runtime.networks.talking_head import TalkingHead
-    from model_runtime.training.dataset import WindowSampler
-    from model_runtime.training.emotion_classifier import (EmotionClassifier,
+    from emote.model_runtime.networks.flint import FlintVAE
+    from emote.model_runtime.networks.talking_head import TalkingHead
+    from emote.model_runtime.training.dataset import WindowSampler
+    from emote.model_runtime.training.emotion_classifier import (EmotionClassifier,
                                                            train_emotion_classifier)
-    from model_runtime.training.flint_training import train_flint
-    from model_runtime.training.head_views import HeadViews
-    from model_runtime.training.lip_reader import LipReader, train_lip_reader
-    from model_runtime.training.stage1 import train_stage1
-    from model_runtime.training.stage2 import train_stage2
+    from emote.model_runtime.training.flint_training import train_flint
+    from emote.model_runtime.training.head_views import HeadViews
+    from emote.model_runtime.training.lip_reader import LipReader, train_lip_reader
+    from emote.model_runtime.training.stage1 import train_stage1
+    from emote.model_runtime.training.stage2 import train_stage2
 
     c = tiny["cache"]
     tr, va = c.indices("train"), c.indices("val")
@@ -247,7 +247,7 @@ def test_every_stage_loss_goes_down(tiny, tmp_path):
 
 
 def test_closure_weight_scales_the_error_on_sealed_frames_only():
-    from model_runtime.training.losses import lip_gap_loss
+    from emote.model_runtime.training.losses import lip_gap_loss
 
     ref = torch.tensor([[0.0, 0.0, 10.0, 10.0]])  # two sealed frames, two open ones
     sealed_miss = torch.tensor([[2.0, 2.0, 10.0, 10.0]])
@@ -259,12 +259,12 @@ def test_closure_weight_scales_the_error_on_sealed_frames_only():
 
 
 def test_stage2_passes_the_closure_weight_to_the_gap_term(tiny):
-    from model_runtime.networks.talking_head import TalkingHead
-    from model_runtime.training.dataset import WindowSampler
-    from model_runtime.training.emotion_classifier import EmotionClassifier
-    from model_runtime.training.head_views import HeadViews
-    from model_runtime.training.lip_reader import LipReader
-    from model_runtime.training.stage2 import DEFAULT_WEIGHTS, stage2_losses
+    from emote.model_runtime.networks.talking_head import TalkingHead
+    from emote.model_runtime.training.dataset import WindowSampler
+    from emote.model_runtime.training.emotion_classifier import EmotionClassifier
+    from emote.model_runtime.training.head_views import HeadViews
+    from emote.model_runtime.training.lip_reader import LipReader
+    from emote.model_runtime.training.stage2 import DEFAULT_WEIGHTS, stage2_losses
 
     c = tiny["cache"]
     views = HeadViews(tiny["head"], face_max=300, mouth_count=32, emotion_count=100)
@@ -282,8 +282,8 @@ def test_stage2_passes_the_closure_weight_to_the_gap_term(tiny):
 
 
 def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
-    from model_runtime.checkpoints import load_checkpoint
-    from model_runtime.training.train_default import main
+    from emote.model_runtime.checkpoints import load_checkpoint
+    from emote.model_runtime.training.train_default import main
 
     head_path = tmp_path / "head.npz"
     save_head(tiny["head"], head_path)
@@ -302,7 +302,7 @@ def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
     assert p["loss_weights_stage2"]["closed"] == 16.0
     assert p["trained_on"]["utterances"] == 12 and "val_closure_recall" in p["metrics"]["stage2"]
     # the record holds the recipe this run resolved: the recipe with the command's options
-    from model_runtime.training.plan import parse_args, resolve_recipe
+    from emote.model_runtime.training.plan import parse_args, resolve_recipe
 
     r = p["resolved_recipe"]
     assert r == json.loads(json.dumps(resolve_recipe(parse_args(args)).as_dict()))
@@ -329,7 +329,7 @@ def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
 
 @pytest.mark.parametrize("bad", ["stage3=10", "stage2=many", "stage2"])
 def test_steps_option_names_the_problem(bad, tmp_path):
-    from model_runtime.training.train_default import main
+    from emote.model_runtime.training.train_default import main
 
     with pytest.raises(SystemExit, match="STAGE=N"):
         main(["--corpus", str(tmp_path), "--work", str(tmp_path / "w"), "--steps", bad])

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.errors import EmoteInputError
-from model_runtime.heads.head_model import HeadModel, validate
-from model_runtime.safe_pickle import safe_load
+from ..errors import EmoteInputError
+from .head_model import HeadModel, validate
+from ..safe_pickle import safe_load
 
 FLAME_JOINT_COUNT = 5
 DEFAULT_N_SHAPE = 300

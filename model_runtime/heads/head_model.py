@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.errors import EmoteInputError
+from ..errors import EmoteInputError
 
 REQUIRED_LANDMARKS = (
     "lip_upper_inner",

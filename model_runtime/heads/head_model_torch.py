@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from model_runtime.heads.head_model import HeadModel
+from .head_model import HeadModel
 
 
 class TorchHead(torch.nn.Module):

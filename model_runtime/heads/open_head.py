@@ -45,14 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
-from model_runtime.heads.head_model import HeadModel
-from model_runtime.heads.open_head_channels import channels_left, expression_dirs
-from model_runtime.heads.open_head_geometry import (ellipsoid_mesh, fix_winding, mirror_map,
+from .arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
+from .head_model import HeadModel
+from .open_head_channels import channels_left, expression_dirs
+from .open_head_geometry import (ellipsoid_mesh, fix_winding, mirror_map,
                                                     smoothstep, tube_faces)
-from model_runtime.heads.open_head_skin import (Skin, eye_angles, mouth_frame, mouth_loop,
+from .open_head_skin import (Skin, eye_angles, mouth_frame, mouth_loop,
                                                 build_skin, open_eyes, rest_gap, upperness)
-from model_runtime.heads.open_head_tables import (BAG_RINGS, EXPRESSION_PRESETS, EYE_POLAR_DEG,
+from .open_head_tables import (BAG_RINGS, EXPRESSION_PRESETS, EYE_POLAR_DEG,
                                                   FACE_GROUPS, HEAD_ID, OpenHeadParams, P)
 
 __all__ = ["HEAD_ID", "EXPRESSION_PRESETS", "OpenHeadParams", "build_open_head",
@@ -323,7 +323,7 @@ def build_open_head(params: OpenHeadParams = P) -> HeadModel:
 
 def default_head_path() -> Path:
     """Path of the bundled open-head `.npz`; built (and cached) on first use if it is missing."""
-    from model_runtime.heads.head_model import save_head
+    from .head_model import save_head
 
     path = Path(__file__).with_name("open_head.npz")
     if path.is_file():

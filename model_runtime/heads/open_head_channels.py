@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS, mirror_name
-from model_runtime.heads.open_head_geometry import gauss, smoothstep
-from model_runtime.heads.open_head_skin import (Skin, eye_angles, rest_gap,
+from .arkit_channels import OPEN_HEAD_CHANNELS, mirror_name
+from .open_head_geometry import gauss, smoothstep
+from .open_head_skin import (Skin, eye_angles, rest_gap,
                                                 rotate_about_eye)
-from model_runtime.heads.open_head_tables import (LEFT_CHANNELS, REGIONS, Channel, Corner, G,
+from .open_head_tables import (LEFT_CHANNELS, REGIONS, Channel, Corner, G,
                                                   Mix, Move, OpenHeadParams, Ramp, Spot, Turn)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_runtime.heads.open_head_tables import DEG
+from .open_head_tables import DEG
 
 
 # --------------------------------------------------------------------------------------------

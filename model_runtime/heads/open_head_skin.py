@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model_runtime.heads.open_head_geometry import cast, rot_x, segments, smoothstep
-from model_runtime.heads.open_head_tables import DEG, OpenHeadParams
+from .open_head_geometry import cast, rot_x, segments, smoothstep
+from .open_head_tables import DEG, OpenHeadParams
 
 
 @dataclass

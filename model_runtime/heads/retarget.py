@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model_runtime.heads.arkit_channels import (ARKIT_BLENDSHAPES, JAW_OPEN_FULL_RAD,
+from .arkit_channels import (ARKIT_BLENDSHAPES, JAW_OPEN_FULL_RAD,
                                                 OPEN_HEAD_CHANNELS)
-from model_runtime.heads.head_model import HeadModel
+from .head_model import HeadModel
 
 LIP_LANDMARKS = ("lip_upper_inner", "lip_lower_inner", "mouth_corner_left", "mouth_corner_right")
 # Face box in mouth widths around the mouth centre: sideways, down, up, and how far behind the

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_runtime.networks.attention_modes import ATTENTION_MODES, TRAINED
+from .attention_modes import ATTENTION_MODES, TRAINED
 
 # Query rows per attention block: bounds the memory of very long sequences (bias and scores are
 # (heads, rows, T) per block instead of (heads, T, T)).

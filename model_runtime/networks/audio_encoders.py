@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_runtime.errors import EmoteInputError
+from ..errors import EmoteInputError
 
 LOGMEL_DEFAULTS = {
     "sample_rate": 16000, "n_fft": 512, "win": 400, "hop": 320, "n_mels": 80,

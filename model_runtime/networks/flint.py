@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model_runtime.networks.alibi import AlibiEncoderLayer
-from model_runtime.networks.attention_modes import TRAINED
+from .alibi import AlibiEncoderLayer
+from .attention_modes import TRAINED
 
 
 def _conv_block(c_in: int, c_out: int, stride: int = 1, transposed: bool = False,

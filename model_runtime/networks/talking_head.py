@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_runtime.networks.alibi import AlibiEncoderLayer
-from model_runtime.networks.attention_modes import TRAINED
-from model_runtime.networks.audio_encoders import build_audio_encoder
-from model_runtime.networks.flint import FlintDecoder
+from .alibi import AlibiEncoderLayer
+from .attention_modes import TRAINED
+from .audio_encoders import build_audio_encoder
+from .flint import FlintDecoder
 
 ARCH_DEFAULTS = {
     "seq_dim": 128, "style_dim": 128, "n_heads": 8, "ff_dim": 256, "dropout": 0.25,

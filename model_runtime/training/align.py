@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.training.text import ARPABET, load_cmudict, normalize_for_alignment
+from .text import ARPABET, load_cmudict, normalize_for_alignment
 
 _ARPA = set(ARPABET)
 ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds/en")
@@ -154,14 +154,14 @@ class Aligner:
             phones.append([ph if ph in _ARPA else "SIL", round(s, 3), round(e, 3)])
         if not wlist or not any(p[0] != "SIL" for p in phones):
             return None
-        from model_runtime.training.tts_engines import merge_silences
+        from .tts_engines import merge_silences
 
         return {"phones": merge_silences(phones), "words": wlist}
 
 
 def load_asterisk_clip(key: str, sounds: Path = ASTERISK_SOUNDS) -> np.ndarray:
     """The prompt's audio at 16 kHz float32 (the originals are 8 kHz)."""
-    from model_runtime.training.tts_engines import _read_wav
+    from .tts_engines import _read_wav
 
     return _read_wav(str(sounds / f"{key}.wav"))
 

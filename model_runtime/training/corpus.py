@@ -99,7 +99,7 @@ def build_tts(out: Path, seconds: float, seed: int, voices=None, log=print,
 
     Utterance ids derive from the seed and a counter, so a rerun with the same seed resumes.
     """
-    from model_runtime.training import augment, text, tts_engines
+    from . import augment, text, tts_engines
 
     voices = tts_engines.available_voices() if voices is None else voices
     if not voices:
@@ -153,7 +153,7 @@ def build_asterisk(out: Path, seed: int, copies: int = 2, log=print,
 
     Each prompt appears once as recorded and `copies - 1` times augmented.
     """
-    from model_runtime.training import align, augment
+    from . import align, augment
 
     keys = align.asterisk_training_keys()
     banned = align.excluded_clip_keys()
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, flush=True)
 
     out = Path(args.out)
-    from model_runtime.training import tts_engines
+    from . import tts_engines
 
     voices = tts_engines.available_voices()
     if args.engines:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model_runtime.training.feature_cache import Cache
+from .feature_cache import Cache
 
 
 def intensity_one_hot(values: np.ndarray) -> np.ndarray:
     """(N,) intensities in 0..1 to (N, 3) level one-hots (uses model_runtime.conditions)."""
     try:
-        from model_runtime.conditions import intensity_one_hot as _one_hot
+        from ..conditions import intensity_one_hot as _one_hot
         return np.asarray(_one_hot(values), np.float32)
     except ImportError:  # pragma: no cover - only while conditions.py is being written
         lv = np.clip(np.floor(np.asarray(values) * 3), 0, 2).astype(int)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model_runtime.emotions import N_EMOTIONS
-from model_runtime.training.recipe import SHIPPED
+from ..emotions import N_EMOTIONS
+from .recipe import SHIPPED
 
 
 
@@ -47,8 +47,8 @@ def train_emotion_classifier(clf: EmotionClassifier, views, sampler, val_sampler
                              budget_s: float = float("inf"), device: str = "cpu", log=print,
                              **loop_kw):
     """Soft cross-entropy against each window's mean emotion weights; returns the StageResult."""
-    from model_runtime.training.loop import classifier_step_and_val, run_stage
-    from model_runtime.training.losses import soft_cross_entropy
+    from .loop import classifier_step_and_val, run_stage
+    from .losses import soft_cross_entropy
 
     def batch_loss(b):
         with torch.no_grad():

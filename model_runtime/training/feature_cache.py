@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from model_runtime.training.phones import frame_labels, phone_class
+from .phones import frame_labels, phone_class
 
 CACHE_FORMAT = 3
 # Expression, emotion weights and intensity lie in 0..1: stored as uint8 (steps of 1/255, well

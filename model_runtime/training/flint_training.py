@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from model_runtime.networks.flint import FlintVAE
-from model_runtime.training.loop import run_stage
-from model_runtime.training.losses import vertex_mse
-from model_runtime.training.recipe import SHIPPED
+from ..networks.flint import FlintVAE
+from .loop import run_stage
+from .losses import vertex_mse
+from .recipe import SHIPPED
 
 
 def train_flint(vae: FlintVAE, views, sampler, val_sampler, work, steps: int,

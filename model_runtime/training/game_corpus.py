@@ -105,7 +105,7 @@ class Recogniser:
 
     def use(self, name: str, sentences: list[list[str]]) -> None:
         """Activate the LM of `sentences` (written and loaded once per name)."""
-        from model_runtime.training.line_lm import write_arpa
+        from .line_lm import write_arpa
 
         if name not in self.searches:
             path = self.lm_dir / f"{name}.arpa"
@@ -128,7 +128,7 @@ class Recogniser:
 
 def match_line(hyp: list[str], parts: list[list[str]]) -> tuple[int | None, dict]:
     """Index of the clearly best part for a recognised word list, else None, with the scores."""
-    from model_runtime.training.line_lm import best_lines
+    from .line_lm import best_lines
 
     best = best_lines(hyp, parts, top=2)
     info = {"hyp": " ".join(hyp)}
@@ -191,7 +191,7 @@ class QueenSource:
     """The game's clips, script parts grouped by resource, and the clip -> candidate resource."""
 
     def __init__(self, arc=None):
-        from model_runtime.training import queen_data as qd
+        from . import queen_data as qd
 
         self.qd = qd
         self.arc = arc or qd.QueenArchive()
@@ -231,7 +231,7 @@ def resolve_talk_map(src: QueenSource, rec: Recogniser, out: Path) -> dict[str, 
     conversation parts and taking the file that most of them come closest to (a clip votes when
     its closest part has WER <= VOTE_WER; the winner needs 2 votes and more than any other file).
     The decoded words are kept in talk_hyps.json, so the vote is cheap to redo."""
-    from model_runtime.training.line_lm import best_lines
+    from .line_lm import best_lines
 
     path = out / TALK_MAP
     if path.is_file():
@@ -311,8 +311,8 @@ def _aligned_record(aligner, out: Path, name: str, k: dict, audio: np.ndarray, t
                     speaker: str | None, source: str | None, dec: dict) -> dict | None:
     """The manifest row of a clip whose line is known, with its wav written, or None (and the
     reason in `dec`) when the forced alignment fails or is implausible."""
-    from model_runtime.training import queen_data as qd, speaker_split
-    from model_runtime.training.corpus import _write_wav
+    from . import queen_data as qd, speaker_split
+    from .corpus import _write_wav
 
     res = aligner.align(audio, text)
     if res is None:
@@ -340,7 +340,7 @@ def _aligned_record(aligner, out: Path, name: str, k: dict, audio: np.ndarray, t
 
 def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=log) -> dict:
     """Build (or continue) the corpus; returns counts of kept and dropped clips."""
-    from model_runtime.training import align
+    from . import align
 
     out.mkdir(parents=True, exist_ok=True)
     src = QueenSource()

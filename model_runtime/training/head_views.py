@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model_runtime.heads.head_model import REQUIRED_LANDMARKS, HeadModel
-from model_runtime.heads.head_model_torch import TorchHead
-from model_runtime.training.vertex_regions import face_subset, mouth_subset, positions
+from ..heads.head_model import REQUIRED_LANDMARKS, HeadModel
+from ..heads.head_model_torch import TorchHead
+from .vertex_regions import face_subset, mouth_subset, positions
 
 
 class HeadViews(torch.nn.Module):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model_runtime.training.phones import PHONE_CLASSES
-from model_runtime.training.recipe import SHIPPED
+from .phones import PHONE_CLASSES
+from .recipe import SHIPPED
 
 
 class LipReader(nn.Module):
@@ -41,8 +41,8 @@ def train_lip_reader(reader: LipReader, views, sampler, val_sampler, work, steps
                      lr: float = SHIPPED.stages["lip_reader"].lr, budget_s: float = float("inf"),
                      device: str = "cpu", log=print, **loop_kw):
     """Cross-entropy on per-frame phone classes of teacher animations; returns the StageResult."""
-    from model_runtime.training.loop import classifier_step_and_val, run_stage
-    from model_runtime.training.losses import masked_mean
+    from .loop import classifier_step_and_val, run_stage
+    from .losses import masked_mean
 
     def batch_loss(b):
         with torch.no_grad():

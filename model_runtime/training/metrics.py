@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_runtime.training.teacher import closure_frames, frame_of_time
+from .teacher import closure_frames, frame_of_time
 
 OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW",
                          "OY", "UH", "UW"})
@@ -39,7 +39,7 @@ def landmark_head(head):
 
 def subset_head(head, idx: np.ndarray, suffix: str = "-subset"):
     """The head restricted to vertices `idx` (its landmarks renumbered where they survive)."""
-    from model_runtime.heads.head_model import HeadModel
+    from ..heads.head_model import HeadModel
 
     idx = np.asarray(idx, dtype=np.int64)
     where = {int(v): i for i, v in enumerate(idx)}
@@ -56,7 +56,7 @@ def subset_head(head, idx: np.ndarray, suffix: str = "-subset"):
 
 def lip_signals(head, exp: np.ndarray, jaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lip gap g(t) and mouth width w(t) in mm for an animation (T, E), (T, 3) on `head`."""
-    from model_runtime.heads.head_model import evaluate
+    from ..heads.head_model import evaluate
 
     lh = head if head.head_id.endswith("-landmarks") else landmark_head(head)
     v = evaluate(lh, exp, jaw)

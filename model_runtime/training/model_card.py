@@ -170,7 +170,7 @@ Full evaluation on real speech: `bench/`.
 
 def write_model_card(folder: Path, config: dict) -> Path:
     """Write MODEL_CARD.md into the checkpoint folder."""
-    from model_runtime.safe_write import write_text
+    from ..safe_write import write_text
 
     path = Path(folder) / "MODEL_CARD.md"
     write_text(path, render(config))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from model_runtime.training.recipe import SHIPPED, SMOKE, STAGES, Recipe
+from .recipe import SHIPPED, SMOKE, STAGES, Recipe
 
 WEIGHTS = SHIPPED.stage2_weights  # the shipped stage-2 loss weights
 
@@ -133,9 +133,9 @@ class Plan:
 
 def make_plan(args: argparse.Namespace, argv=None) -> Plan:
     """Resolve the recipe, folders, device and step counts of a parsed command line."""
-    from model_runtime.checkpoints import default_arch
-    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
-    from model_runtime.training import teacher
+    from ..checkpoints import default_arch
+    from ..heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from . import teacher
 
     recipe = resolve_recipe(args)
     data = Path(args.data) if args.data is not None else None

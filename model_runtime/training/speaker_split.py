@@ -109,7 +109,7 @@ def choose_heldout(records: list[dict], n_speakers: int = 8, min_bilabials: int 
     """
     import hashlib
 
-    from model_runtime.training.metrics import BILABIALS, MIN_BILABIAL_S
+    from .metrics import BILABIALS, MIN_BILABIAL_S
 
     clips: dict[str, int] = {}
     bil: dict[str, int] = {}
@@ -153,7 +153,7 @@ def write_heldout(records: list[dict], speakers: list[str], path: Path = HELDOUT
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from model_runtime.training.corpus import read_manifest
+    from .corpus import read_manifest
 
     ap = argparse.ArgumentParser(description="Choose and write the held-out game speakers")
     ap.add_argument("--corpus", default="/work/data/queen_corpus")

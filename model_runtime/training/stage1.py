@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from model_runtime.training.loop import run_stage
-from model_runtime.training.losses import lip_gap_loss, mouth_width_loss, vertex_mse
-from model_runtime.training.recipe import SHIPPED
-from model_runtime.training.validation import lip_sync_proxy
+from .loop import run_stage
+from .losses import lip_gap_loss, mouth_width_loss, vertex_mse
+from .recipe import SHIPPED
+from .validation import lip_sync_proxy
 
 
 def trainable(model) -> list:

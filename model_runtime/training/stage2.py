@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from model_runtime.emotions import INTENSITY_LEVELS, N_EMOTIONS
-from model_runtime.training.loop import run_stage
-from model_runtime.training.recipe import SHIPPED
-from model_runtime.training.losses import (cosine_distance, lip_gap_loss, mouth_width_loss,
+from ..emotions import INTENSITY_LEVELS, N_EMOTIONS
+from .loop import run_stage
+from .recipe import SHIPPED
+from .losses import (cosine_distance, lip_gap_loss, mouth_width_loss,
                                           vertex_mse)
-from model_runtime.training.stage1 import predict_vertices, trainable
-from model_runtime.training.validation import lip_sync_proxy
+from .stage1 import predict_vertices, trainable
+from .validation import lip_sync_proxy
 
 EMOTION_AND_INTENSITY = N_EMOTIONS + INTENSITY_LEVELS  # leading condition columns the exchange swaps
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
-from model_runtime.emotions import EMOTIONS
+from ..heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
+from ..emotions import EMOTIONS
 
 CH = {name: i for i, name in enumerate(OPEN_HEAD_CHANNELS)}
 N_CH = len(OPEN_HEAD_CHANNELS)

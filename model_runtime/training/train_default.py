@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model_runtime.inference import WHOLE_CLIP_NORMALISATION as AUDIO_NORMALISATION
-from model_runtime.training.plan import Plan, make_plan, parse_args
-from model_runtime.training.recipe import DESCRIPTION, SMOKE, TEACHER, CorpusPart, Recipe
+from ..inference import WHOLE_CLIP_NORMALISATION as AUDIO_NORMALISATION
+from .plan import Plan, make_plan, parse_args
+from .recipe import DESCRIPTION, SMOKE, TEACHER, CorpusPart, Recipe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # (torch seed, sampler seed) of each stage, as offsets from the recipe's seed
@@ -49,7 +49,7 @@ def log(msg: str) -> None:
 def set_up(plan: Plan) -> None:
     """Refuse a destination or a run folder that would cost files (now, not after hours of
     training), then create the run folder and set the CPU threads."""
-    from model_runtime.checkpoints import check_output_folder
+    from ..checkpoints import check_output_folder
 
     check_output_folder(plan.out)
     work = plan.work
@@ -63,7 +63,7 @@ def set_up(plan: Plan) -> None:
 
 def _read_manifest(folder: Path) -> list[dict]:
     try:
-        from model_runtime.training.corpus import read_manifest
+        from .corpus import read_manifest
         rows = read_manifest(folder)
         return [r if isinstance(r, dict) else dict(vars(r)) for r in rows]
     except ImportError:  # pragma: no cover - before corpus.py lands
@@ -76,8 +76,8 @@ def _augmented_copies(u, copies: int, seed: int) -> list:
     per utterance id and seed), phone timings scaled with the audio."""
     import zlib
 
-    from model_runtime.training.augment import robust_augment
-    from model_runtime.training.feature_cache import Utterance
+    from .augment import robust_augment
+    from .feature_cache import Utterance
 
     out = []
     for c in range(copies):
@@ -98,10 +98,10 @@ def load_utterances(folders: list[Path], game_copies: int = 0, seed: int = 0):
     Game speech in the training split is also added `game_copies` times augmented
     (augment.robust_augment: speaker, rate, room, noise, and a 16 kHz / 11 kHz / 8 kHz channel);
     held-out speakers are never augmented or trained on."""
-    from model_runtime.audio import load_audio
-    from model_runtime.training.feature_cache import Utterance
+    from ..audio import load_audio
+    from .feature_cache import Utterance
 
-    from model_runtime.training.speaker_split import HELDOUT, reconcile, split_of
+    from .speaker_split import HELDOUT, reconcile, split_of
 
     utts, summary = [], {"utterances": 0, "minutes": 0.0, "voices": {}, "engines": {},
                          "sources": {}, "corpora": [str(f) for f in folders],
@@ -155,7 +155,7 @@ def corpus_command(part: CorpusPart, out: Path) -> list[str]:
 def build_corpora(plan: Plan) -> None:
     """With --data: the recipe's corpus, then the game corpus, each part skipped once its done
     marker exists (deterministic per seed; the builders also resume by utterance/clip id)."""
-    from model_runtime.training.queen_data import QUEEN_1C
+    from .queen_data import QUEEN_1C
 
     recipe = plan.recipe
     for i, part in enumerate(recipe.corpus, 1):
@@ -183,9 +183,9 @@ def build_corpora(plan: Plan) -> None:
 
 def ensure_cache(plan: Plan) -> Path:
     """Build the cache unless it exists (or --cache-only says it must)."""
-    from model_runtime.networks.audio_encoders import LogMelEncoder
-    from model_runtime.training import teacher
-    from model_runtime.training.feature_cache import build_cache
+    from ..networks.audio_encoders import LogMelEncoder
+    from . import teacher
+    from .feature_cache import build_cache
 
     path, recipe = plan.cache, plan.recipe
     if path.is_file():
@@ -218,10 +218,10 @@ def ensure_cache(plan: Plan) -> Path:
 
 def load_head(path: str | None = None):
     """The head the model is trained for: `path`, or the bundled open head."""
-    from model_runtime.heads.head_model import load_head as _load
+    from ..heads.head_model import load_head as _load
     if path:
         return _load(path)
-    from model_runtime.heads.open_head import default_head_path
+    from ..heads.open_head import default_head_path
     return _load(default_head_path())
 
 
@@ -250,7 +250,7 @@ class TrainingRun:
 
     def seeded_samplers(self, stage: str, window: int):
         """Seed torch for `stage` and give its (train, val) window samplers."""
-        from model_runtime.training.dataset import WindowSampler
+        from .dataset import WindowSampler
 
         torch_offset, sampler_offset = SEED_OFFSETS[stage]
         torch.manual_seed(self.plan.recipe.seed + torch_offset)
@@ -277,8 +277,8 @@ def _recipe_of_cache(recipe: Recipe, cache) -> Recipe:
 def open_run(plan: Plan, cache_path: Path, head, t0: float) -> TrainingRun:
     """Load the cache, pick the training and validation utterances, and share the time left
     of the budget between the stages this run trains."""
-    from model_runtime.training.feature_cache import load_cache
-    from model_runtime.training.head_views import HeadViews
+    from .feature_cache import load_cache
+    from .head_views import HeadViews
 
     cache = load_cache(cache_path)
     n_mels = int(plan.arch["n_mels"])
@@ -303,8 +303,8 @@ def open_run(plan: Plan, cache_path: Path, head, t0: float) -> TrainingRun:
 
 def train_motion_prior(run: TrainingRun):
     """FLINT: the temporal VAE whose decoder becomes the talking head's output layer."""
-    from model_runtime.networks.flint import FlintVAE
-    from model_runtime.training.flint_training import train_flint
+    from ..networks.flint import FlintVAE
+    from .flint_training import train_flint
 
     plan = run.plan
     train, val = run.seeded_samplers("flint", plan.recipe.flint_window_frames)
@@ -317,8 +317,8 @@ def train_motion_prior(run: TrainingRun):
 
 def train_first_stage(run: TrainingRun, vae) -> None:
     """Stage 1: the talking head on the frozen FLINT decoder, vertex + lip-gap (+ width) loss."""
-    from model_runtime.networks.talking_head import TalkingHead
-    from model_runtime.training.stage1 import train_stage1
+    from ..networks.talking_head import TalkingHead
+    from .stage1 import train_stage1
 
     plan = run.plan
     train, val = run.seeded_samplers("stage1", plan.recipe.window_frames)
@@ -333,8 +333,8 @@ def train_first_stage(run: TrainingRun, vae) -> None:
 
 def start_from_checkpoint(run: TrainingRun) -> None:
     """--init-from: the talking head (FLINT and stage 1) of an existing checkpoint."""
-    from model_runtime.checkpoints import load_checkpoint
-    from model_runtime.networks.talking_head import TalkingHead
+    from ..checkpoints import load_checkpoint
+    from ..networks.talking_head import TalkingHead
 
     plan = run.plan
     init_model, init_cfg = load_checkpoint(plan.init_from)
@@ -348,9 +348,9 @@ def start_from_checkpoint(run: TrainingRun) -> None:
 
 def train_perceptual_nets(run: TrainingRun):
     """The lip reader and the emotion classifier on teacher motion; stage 2's frozen judges."""
-    from model_runtime.training.emotion_classifier import (EmotionClassifier,
+    from .emotion_classifier import (EmotionClassifier,
                                                            train_emotion_classifier)
-    from model_runtime.training.lip_reader import LipReader, train_lip_reader
+    from .lip_reader import LipReader, train_lip_reader
 
     plan, hidden = run.plan, run.plan.recipe.perceptual_hidden
     train, val = run.seeded_samplers("lip_reader", plan.recipe.window_frames)
@@ -367,7 +367,7 @@ def train_perceptual_nets(run: TrainingRun):
 def train_second_stage(run: TrainingRun, reader, clf) -> None:
     """Stage 2: the recipe's weighted vertex, lip-reading, emotion, lip-gap and width losses
     with content-emotion exchange."""
-    from model_runtime.training.stage2 import train_stage2
+    from .stage2 import train_stage2
 
     plan = run.plan
     train, val = run.seeded_samplers("stage2", plan.recipe.window_frames)
@@ -403,10 +403,10 @@ def training_record(run: TrainingRun, stage_names: list[str]) -> dict:
 
 def ship(run: TrainingRun, folder: Path, stage_names: list[str], card: bool = True) -> dict:
     """Save the talking head with its config (and model card) into `folder`."""
-    from model_runtime.checkpoints import make_config, save_checkpoint
-    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
-    from model_runtime.training import teacher
-    from model_runtime.training.model_card import write_model_card
+    from ..checkpoints import make_config, save_checkpoint
+    from ..heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from . import teacher
+    from .model_card import write_model_card
 
     config = make_config(run.plan.arch, OPEN_HEAD_CHANNELS, list(teacher.STYLES),
                          run.head.head_id, training_record(run, stage_names))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model_runtime.training.dataset import condition_rows
-from model_runtime.training.feature_cache import Cache
-from model_runtime.training.phones import BILABIALS, OPEN_VOWELS, PHONE_CLASSES
+from .dataset import condition_rows
+from .feature_cache import Cache
+from .phones import BILABIALS, OPEN_VOWELS, PHONE_CLASSES
 
 
 def _frame(t: float, fps: float) -> int:

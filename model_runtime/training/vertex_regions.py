@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_runtime.heads.head_model import REQUIRED_LANDMARKS, HeadModel
+from ..heads.head_model import REQUIRED_LANDMARKS, HeadModel
 
 
 def _motion(head: HeadModel) -> np.ndarray:

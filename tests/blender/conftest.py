@@ -147,7 +147,7 @@ class StandInStrip:
 
 def add_sound_strip(scene, name: str, wav: Path, frame_start: int, monkeypatch=None):
     """A real sound strip, or on an Audaspace-less wheel a StandInStrip the panel will use."""
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     ed = scene.sequence_editor_create()
     try:

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.blender
 
 
 def test_bake_writes_vrm_presets_and_cc4_quarters(fresh):
-    from emote_blender import bake, blender_compat, channels
-    from model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
+    from bl_ext.user_default.emote.emote_blender import bake, blender_compat, channels
+    from bl_ext.user_default.emote.model_runtime.heads.arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
 
     bpy.ops.mesh.primitive_cube_add()
     obj = bpy.context.object

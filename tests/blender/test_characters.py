@@ -48,7 +48,7 @@ def _generate(scene, head):
 
 def _curves(head, take) -> dict[str, np.ndarray]:
     """{shape key: values per frame} of a take."""
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     key = head.data.shape_keys
     out = {}
@@ -63,7 +63,7 @@ def _curves(head, take) -> dict[str, np.ndarray]:
 
 def test_two_characters_each_generate_from_their_own_strip_and_emotion(fresh, tmp_path,
                                                                       monkeypatch):
-    from emote_blender import generate
+    from bl_ext.user_default.emote.emote_blender import generate
 
     scene = fresh
     anna, ben = _add_head(scene), _add_head(scene)
@@ -96,8 +96,8 @@ def test_two_characters_each_generate_from_their_own_strip_and_emotion(fresh, tm
 
 def test_the_mapping_is_applied_at_bake_and_kept_for_the_next_generate(fresh, tmp_path,
                                                                       monkeypatch):
-    from emote_blender import characters, face_life
-    from emote_blender.mapping import MappingRow
+    from bl_ext.user_default.emote.emote_blender import characters, face_life
+    from bl_ext.user_default.emote.emote_blender.mapping import MappingRow
 
     scene = fresh
     head = _add_head(scene)
@@ -135,7 +135,7 @@ def test_the_mapping_is_applied_at_bake_and_kept_for_the_next_generate(fresh, tm
 
 
 def test_presets_round_trip_through_the_panels_file_operators(fresh, tmp_path):
-    from emote_blender import characters, mapping
+    from bl_ext.user_default.emote.emote_blender import characters, mapping
 
     head = _add_head(fresh)
     assert bpy.ops.emote.mapping_preset(preset="CC4") == {"FINISHED"}
@@ -158,7 +158,7 @@ def test_presets_round_trip_through_the_panels_file_operators(fresh, tmp_path):
 def _old_style_scene(scene, head):
     """What a file from before per-head settings holds: the settings as the scene's ID
     properties and the emotion keys in the scene's own action."""
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     s = scene.emote
     s["strip_name"], s["emotion"], s["intensity"], s["transition_s"], s["style"] = (
@@ -174,7 +174,7 @@ def _old_style_scene(scene, head):
 
 
 def test_an_older_files_scene_settings_move_onto_its_head_on_load(fresh, tmp_path):
-    from emote_blender import blender_compat, characters, emotion_curve, generate
+    from bl_ext.user_default.emote.emote_blender import blender_compat, characters, emotion_curve, generate
 
     scene = fresh
     head = _add_head(scene)

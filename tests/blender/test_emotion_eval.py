@@ -39,13 +39,13 @@ def _push_down(owner, start):
 
 
 def _dominant(weights):
-    from emote_blender import emotion_curve
+    from bl_ext.user_default.emote.emote_blender import emotion_curve
 
     return np.array(emotion_curve.EMOTIONS)[np.argmax(weights, axis=1)]
 
 
 def test_emotion_keys_in_an_nla_strip_are_honoured(fresh):
-    from emote_blender import emotion_curve
+    from bl_ext.user_default.emote.emote_blender import emotion_curve
 
     scene, head = fresh, _head(fresh)
     head.emote.transition_s = 0.0
@@ -70,7 +70,7 @@ def test_emotion_keys_in_an_nla_strip_are_honoured(fresh):
 
 
 def test_a_driver_on_intensity_is_honoured(fresh):
-    from emote_blender import emotion_curve
+    from bl_ext.user_default.emote.emote_blender import emotion_curve
 
     scene, head = fresh, _head(fresh)
     _key_emotions(head, [(1, "SURPRISED")])
@@ -86,7 +86,7 @@ def test_a_driver_on_intensity_is_honoured(fresh):
 
 
 def test_plain_keys_use_the_f_curve_and_leave_the_frame_alone(fresh, monkeypatch):
-    from emote_blender import emotion_curve
+    from bl_ext.user_default.emote.emote_blender import emotion_curve
 
     scene, head = fresh, _head(fresh)
     head.emote.transition_s = 0.0
@@ -149,7 +149,7 @@ def _stack(owner, config):
 @pytest.mark.parametrize("config", ["one", "gap", "gap_nothing", "two_tracks",
                                     "partial_action", "active_on_top", "scaled"])
 def test_nla_read_from_curves_equals_stepping_the_scene(fresh, config):
-    from emote_blender import emotion_curve
+    from bl_ext.user_default.emote.emote_blender import emotion_curve
 
     scene, head = fresh, _head(fresh)
     _stack(head, config)

@@ -23,7 +23,7 @@ JAW_CORRECTIVES = 3 * 3  # shape keys driven by the entries of (R_jaw - I)
 
 def snapshot() -> dict:
     """Everything a Generate may touch: actions and keys, shape keys, assignments, NLA, takes."""
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     scene = bpy.context.scene
     scene.frame_set(scene.frame_current)  # animated values settle before we read them
@@ -67,7 +67,7 @@ def setup_scene(scene, flame_pkl, checkpoint, wav, monkeypatch=None):
 
 
 def take_curves(head, take):
-    from emote_blender import blender_compat, heads
+    from bl_ext.user_default.emote.emote_blender import blender_compat, heads
 
     key, rig = head.data.shape_keys, heads.find_rig(head)
     out = {}
@@ -81,7 +81,7 @@ def take_curves(head, take):
 
 
 def test_generate_bakes_take_with_emotion_track(fresh, flame_pkl, tiny_checkpoint, wav):
-    from emote_blender import generate
+    from bl_ext.user_default.emote.emote_blender import generate
 
     scene = fresh
     head, strip = setup_scene(scene, flame_pkl, tiny_checkpoint, wav)
@@ -127,7 +127,7 @@ def test_generate_bakes_take_with_emotion_track(fresh, flame_pkl, tiny_checkpoin
 def reopen(blend: Path, wav: Path, monkeypatch):
     """Open a saved test file; returns (scene, head, strip). A Blender built without Audaspace
     saves no sound strip: a StandInStrip takes its place again."""
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     scene = bpy.context.scene
@@ -154,7 +154,7 @@ def one_take(installed, flame_pkl, tiny_checkpoint, wav, tmp_path_factory) -> Pa
 def two_takes(one_take, tiny_checkpoint, wav) -> tuple[Path, dict]:
     """one_take plus a second take of the strip trimmed by TRIM frames, made through the warm
     server; returns that .blend and the first take's curves from before the second one."""
-    from emote_blender import generate
+    from bl_ext.user_default.emote.emote_blender import generate
 
     with pytest.MonkeyPatch.context() as mp:
         scene, head, strip = reopen(one_take, wav, mp)
@@ -168,7 +168,7 @@ def two_takes(one_take, tiny_checkpoint, wav) -> tuple[Path, dict]:
 
 
 def test_second_take_starts_at_the_trim_and_keeps_the_first(two_takes, wav, monkeypatch):
-    from emote_blender import takes
+    from bl_ext.user_default.emote.emote_blender import takes
 
     blend, take1_before = two_takes
     _scene, head, _strip = reopen(blend, wav, monkeypatch)
@@ -197,8 +197,8 @@ def test_switching_takes_in_the_list_changes_what_plays(two_takes, wav, monkeypa
 
 def test_cancel_kills_the_runtime_and_changes_nothing(one_take, tiny_checkpoint, wav,
                                                       monkeypatch):
-    from emote_blender import generate, runtime_client
-    from model_runtime.errors import RuntimeFailure
+    from bl_ext.user_default.emote.emote_blender import generate, runtime_client
+    from bl_ext.user_default.emote.model_runtime.errors import RuntimeFailure
 
     scene, head, strip = reopen(one_take, wav, monkeypatch)
     before = snapshot()

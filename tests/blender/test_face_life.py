@@ -33,7 +33,7 @@ def _speech(tmp_path, seconds: float):
 
 
 def _default_head_take(scene, wav, monkeypatch=None):
-    from emote_blender import generate
+    from bl_ext.user_default.emote.emote_blender import generate
     from tests.blender.conftest import add_sound_strip
 
     if scene.emote.head is None:
@@ -60,7 +60,7 @@ def _angle_between(q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
 
 
 def test_baked_take_blinks_looks_and_moves_and_switches_turn_it_off(fresh, tmp_path):
-    from model_runtime import alive
+    from bl_ext.user_default.emote.model_runtime import alive
 
     scene = fresh
     fps = scene.render.fps / scene.render.fps_base
@@ -89,7 +89,7 @@ def test_baked_take_blinks_looks_and_moves_and_switches_turn_it_off(fresh, tmp_p
 
     s = scene.emote
     s.use_blinks = s.use_gaze = s.use_head_motion = False
-    from emote_blender import generate
+    from bl_ext.user_default.emote.emote_blender import generate
 
     off, _cmap, job = generate.generate_sync(scene, head, strip, "default", "",
                                              os.environ["EMOTE_RUNTIME_PYTHON"])
@@ -106,7 +106,7 @@ def test_baked_take_blinks_looks_and_moves_and_switches_turn_it_off(fresh, tmp_p
 
 
 def _all_curves() -> dict:
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     out = {}
     for act in bpy.data.actions:
@@ -132,7 +132,7 @@ def _others() -> dict:
 
 
 def test_strengths_change_only_their_keys_and_rebake_is_one_undo_step(fresh, tmp_path):
-    from emote_blender import face_life
+    from bl_ext.user_default.emote.emote_blender import face_life
 
     scene = fresh
     wav = _speech(tmp_path, 4.0)
@@ -187,7 +187,7 @@ def test_flame_channels_get_their_region_from_the_motion_of_their_shape_keys(
         fresh, flame_pkl):
     """A key moving only the top of the head counts as upper face, one moving only the chin as
     lower face; the model's own keys fall in between."""
-    from emote_blender import face_life, heads
+    from bl_ext.user_default.emote.emote_blender import face_life, heads
 
     assert bpy.ops.emote.add_flame_head(filepath=str(flame_pkl)) == {"FINISHED"}
     head = fresh.emote.head
@@ -213,7 +213,7 @@ def test_flame_channels_get_their_region_from_the_motion_of_their_shape_keys(
 def test_gaze_and_head_turn_the_way_the_contract_says(fresh):
     """+yaw looks to the character's left (+x), +pitch up, +x head rotation nods the face down:
     checked on the evaluated bones of the bundled head (its face looks along Blender's -y)."""
-    from emote_blender import bake
+    from bl_ext.user_default.emote.emote_blender import bake
 
     assert bpy.ops.emote.add_default_head() == {"FINISHED"}
     head = fresh.emote.head
@@ -241,7 +241,7 @@ def test_gaze_and_head_turn_the_way_the_contract_says(fresh):
 
 def test_a_saved_and_reopened_take_can_still_be_tuned(fresh, tmp_path):
     """The raw result travels with the .blend: after reopening, a strength re-bakes the take."""
-    from emote_blender import face_life, takes
+    from bl_ext.user_default.emote.emote_blender import face_life, takes
 
     head, take, _cmap, _strip = _default_head_take(fresh, _speech(tmp_path, 3.0))
     blend = tmp_path / "scene.blend"
@@ -252,7 +252,7 @@ def test_a_saved_and_reopened_take_can_still_be_tuned(fresh, tmp_path):
     raw = face_life.load_raw(take.action)
     i = raw["exp_names"].index("browInnerUp")
     bpy.context.scene.emote.upper_face = 0.25
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     fc = next(f for f in blender_compat.action_fcurves(take.action, blender_compat.find_slot(
         take.action, head.data.shape_keys)) if f.data_path == 'key_blocks["browInnerUp"].value')
@@ -272,9 +272,9 @@ def test_flame_model_blinks_survive_retargeting_and_rebake_matches_the_bake(fres
     """A FLAME model's result (blinks appended) on the ARKit default head: retargeted, the
     blinks land on its eyeBlink keys, and a neutral re-bake rewrites every curve of the take to
     the very values the bake wrote (curve_values mirrors bake_take)."""
-    from emote_blender import bake, face_life, retargeting
-    from model_runtime.heads.head_model import load_head
-    from model_runtime.heads.open_head import default_head_path
+    from bl_ext.user_default.emote.emote_blender import bake, face_life, retargeting
+    from bl_ext.user_default.emote.model_runtime.heads.head_model import load_head
+    from bl_ext.user_default.emote.model_runtime.heads.open_head import default_head_path
     from tests.blender.test_retarget_bake import _add_flame
 
     _flame_obj, flame = _add_flame(flame100)
@@ -305,7 +305,7 @@ def test_flame_model_blinks_survive_retargeting_and_rebake_matches_the_bake(fres
 
 
 def test_rebake_with_the_bake_strengths_rewrites_every_curve_unchanged(fresh, tmp_path):
-    from emote_blender import face_life
+    from bl_ext.user_default.emote.emote_blender import face_life
 
     head, take, _cmap, _strip = _default_head_take(fresh, _speech(tmp_path, 3.0))
     before = _all_curves()

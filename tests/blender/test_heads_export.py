@@ -29,9 +29,9 @@ def evaluated_vertices(obj) -> np.ndarray:
 
 
 def test_flame_head_deforms_like_the_head_model(fresh, flame_pkl, tmp_path):
-    from emote_blender import bake, heads
-    from model_runtime.heads.flame_pickle import load_flame
-    from model_runtime.heads.head_model import evaluate
+    from bl_ext.user_default.emote.emote_blender import bake, heads
+    from bl_ext.user_default.emote.model_runtime.heads.flame_pickle import load_flame
+    from bl_ext.user_default.emote.model_runtime.heads.head_model import evaluate
 
     model = load_flame(flame_pkl)
     assert model.pose_dirs is not None  # the synthetic file has pose correctives
@@ -63,7 +63,7 @@ def test_flame_head_deforms_like_the_head_model(fresh, flame_pkl, tmp_path):
 
 def _strip_curves(key) -> dict:
     """{shape key name: values} of the action assigned to a shape-key datablock."""
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     out = {}
     for fc in blender_compat.assigned_fcurves(key):
@@ -91,7 +91,7 @@ def _import_fresh(fmt: str, path: Path, fps: int, fps_base: float):
 
 
 def test_export_round_trips_and_validates(fresh, flame_pkl, tiny_checkpoint, wav, tmp_path):
-    from emote_blender import export, generate
+    from bl_ext.user_default.emote.emote_blender import export, generate
     from tests.blender.test_extension import setup_scene
 
     scene = fresh
@@ -134,7 +134,7 @@ def validate_gltf(path: Path) -> dict:
 
 def test_add_default_head_builds_the_open_head(fresh):
     """The panel's 'Add default head' builds the bundled open head: ARKit shape keys and a jaw."""
-    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from bl_ext.user_default.emote.model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
 
     assert bpy.ops.emote.add_default_head.poll()
     assert bpy.ops.emote.add_default_head() == {"FINISHED"}

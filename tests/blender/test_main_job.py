@@ -108,7 +108,7 @@ def test_main_job_writes_every_output(tmp_path, open_head_checkpoint):
     bpy.ops.import_scene.fbx(filepath=str(expected["FBX"]))
     meshes = [o for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys]
     assert len(meshes) == 1
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     curves = blender_compat.assigned_fcurves(meshes[0].data.shape_keys)
     animated = {fc.data_path for fc in curves if len(fc.keyframe_points) == frames}
@@ -148,8 +148,8 @@ def test_main_job_without_matplotlib_still_finishes(tmp_path, open_head_checkpoi
     (hide / "sitecustomize.py").write_text("import sys\nsys.modules['matplotlib'] = None\n")
     wav = write_wav(tmp_path / "line.wav", 1.0, seed=4)
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hide), str(ROOT)]))
-    proc = subprocess.run([sys.executable, "-m", "emote_blender.main_job", "--audio", str(wav),
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hide), str(DEVPATH)]))
+    proc = subprocess.run([sys.executable, "-m", "emote.emote_blender.main_job", "--audio", str(wav),
                            "--model", str(open_head_checkpoint), "--out", str(out), "--fps",
                            str(FPS), "--no-video"], capture_output=True, text=True,
                           cwd=str(ROOT), env=env, timeout=300)
@@ -182,9 +182,9 @@ def test_main_job_without_default_model_says_so(tmp_path, monkeypatch):
 
 def test_second_generate_reuses_warm_runtime(fresh, open_head_checkpoint, tmp_path):
     """The warm `serve` process answers the second Generate: same process, no start-up cost."""
-    from emote_blender import generate, runtime_client
-    from emote_blender.main_job import load_head_model
-    from emote_blender import heads
+    from bl_ext.user_default.emote.emote_blender import generate, runtime_client
+    from bl_ext.user_default.emote.emote_blender.main_job import load_head_model
+    from bl_ext.user_default.emote.emote_blender import heads
     from tests.blender.conftest import RUNTIME_PY, add_sound_strip
 
     scene = fresh
@@ -210,7 +210,7 @@ def test_second_generate_reuses_warm_runtime(fresh, open_head_checkpoint, tmp_pa
 
 @needs_sound_strips
 def test_batch_job_exports_one_gltf_per_result_and_resumes(tmp_path):
-    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from bl_ext.user_default.emote.model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
 
     results = tmp_path / "results"
     results.mkdir()

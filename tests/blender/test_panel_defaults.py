@@ -20,7 +20,7 @@ def _ops():
 def test_first_generate_with_every_default_uses_the_bundled_model(fresh, tmp_path,
                                                                    monkeypatch):
     """Add default head, a sound strip, Generate: no setting touched (style left as it comes)."""
-    from emote_blender import generate
+    from bl_ext.user_default.emote.emote_blender import generate
 
     scene = fresh
     assert bpy.ops.emote.add_default_head() == {"FINISHED"}
@@ -50,7 +50,7 @@ def test_style_is_a_choice_among_the_chosen_models_styles(fresh, tiny_checkpoint
 
 def test_default_model_dir_override_changes_the_style_list(tmp_path, monkeypatch,
                                                             tiny_checkpoint):
-    from emote_blender import generate
+    from bl_ext.user_default.emote.emote_blender import generate
 
     monkeypatch.setenv("EMOTE_DEFAULT_MODEL_DIR", str(tiny_checkpoint))
     assert generate.checkpoint_styles("default") == ["default", "calm"]

@@ -17,8 +17,8 @@ SIZE = 48
 
 @pytest.fixture
 def head_scene():
-    from emote_blender import heads, preview
-    from emote_blender.main_job import load_head_model
+    from bl_ext.user_default.emote.emote_blender import heads, preview
+    from bl_ext.user_default.emote.emote_blender.main_job import load_head_model
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
@@ -39,7 +39,7 @@ def movie_size(path: Path) -> tuple[int, int]:
 
 
 def test_front_and_three_quarter_cameras_frame_the_head_alike(head_scene):
-    from emote_blender import preview
+    from bl_ext.user_default.emote.emote_blender import preview
 
     scene, head = head_scene
     front, three_q = preview.setup_camera(scene, head, SIZE)
@@ -66,7 +66,7 @@ def test_front_and_three_quarter_cameras_frame_the_head_alike(head_scene):
 
 
 def test_video_has_both_views_side_by_side_and_settings_are_restored(head_scene, tmp_path):
-    from emote_blender import preview
+    from bl_ext.user_default.emote.emote_blender import preview
 
     scene, head = head_scene
     preview.setup_camera(scene, head, SIZE)
@@ -86,7 +86,7 @@ def test_video_has_both_views_side_by_side_and_settings_are_restored(head_scene,
 
 def test_fallback_frames_and_contact_sheet_hold_both_views(head_scene, tmp_path):
     """Without a video writer the frames are PNGs (both views in each) tiled into a sheet."""
-    from emote_blender import preview
+    from bl_ext.user_default.emote.emote_blender import preview
 
     scene, head = head_scene
     preview.setup_camera(scene, head, SIZE)

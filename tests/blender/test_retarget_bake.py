@@ -40,7 +40,7 @@ def speech(tmp_path_factory):
 
 
 def _gap(head, exp, jaw):
-    from model_runtime.heads.head_model import evaluate
+    from bl_ext.user_default.emote.model_runtime.heads.head_model import evaluate
 
     v = evaluate(head, exp, jaw)
     return np.linalg.norm(v[:, head.landmark("lip_upper_inner")]
@@ -49,7 +49,7 @@ def _gap(head, exp, jaw):
 
 def _baked(obj, take, names, n):
     """Per-frame values of the take's curves for shape keys `names` (zeros where unkeyed)."""
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     key = obj.data.shape_keys
     out = np.zeros((n, len(names)))
@@ -64,7 +64,7 @@ def _baked(obj, take, names, n):
 
 
 def _add_flame(path):
-    from emote_blender import heads
+    from bl_ext.user_default.emote.emote_blender import heads
 
     model = heads.load_head_file(path, RUNTIME_PY)
     obj, _rig = heads.build_head(model)
@@ -72,10 +72,10 @@ def _add_flame(path):
 
 
 def test_open_head_model_drives_a_flame_head(fresh, flame100, speech):
-    from emote_blender import bake
-    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
-    from model_runtime.heads.head_model import load_head
-    from model_runtime.heads.open_head import default_head_path
+    from bl_ext.user_default.emote.emote_blender import bake
+    from bl_ext.user_default.emote.model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from bl_ext.user_default.emote.model_runtime.heads.head_model import load_head
+    from bl_ext.user_default.emote.model_runtime.heads.open_head import default_head_path
 
     obj, flame = _add_flame(flame100)
     exp, jaw = speech
@@ -91,9 +91,9 @@ def test_open_head_model_drives_a_flame_head(fresh, flame100, speech):
 
 
 def test_flame_model_drives_arkit_characters(fresh, flame100, speech):
-    from emote_blender import bake, retargeting
-    from model_runtime.heads.head_model import load_head
-    from model_runtime.heads.open_head import default_head_path
+    from bl_ext.user_default.emote.emote_blender import bake, retargeting
+    from bl_ext.user_default.emote.model_runtime.heads.head_model import load_head
+    from bl_ext.user_default.emote.model_runtime.heads.open_head import default_head_path
 
     flame_obj, flame = _add_flame(flame100)  # the FLAME model's own head, in the file
     ark = load_head(default_head_path())
@@ -135,7 +135,7 @@ def test_flame_model_drives_arkit_characters(fresh, flame100, speech):
 
 
 def test_no_retarget_without_the_source_basis(fresh):
-    from emote_blender import bake
+    from bl_ext.user_default.emote.emote_blender import bake
 
     assert bpy.ops.emote.add_default_head() == {"FINISHED"}
     head = bpy.context.scene.emote.head

@@ -20,7 +20,7 @@ def _prefs_module():
 @pytest.fixture
 def no_runtime(fresh, monkeypatch):
     """The extension as a new user has it: no EMOTE_RUNTIME_PYTHON, no preference set."""
-    from emote_blender import runtime_setup
+    from bl_ext.user_default.emote.emote_blender import runtime_setup
 
     monkeypatch.delenv("EMOTE_RUNTIME_PYTHON", raising=False)
     monkeypatch.setattr(runtime_setup, "_CURRENT", None)  # no set-up run from an earlier test
@@ -35,16 +35,16 @@ def test_without_any_runtime_generate_is_refused_in_words(no_runtime):
     assert prefs.runtime_python(bpy.context) == ""
     state, words = prefs.runtime_status(bpy.context)
     assert state == "missing" and "not set up" in words
-    from emote_blender.runtime_env import check_interpreter
-    from model_runtime.errors import RuntimeFailure
+    from bl_ext.user_default.emote.emote_blender.runtime_env import check_interpreter
+    from bl_ext.user_default.emote.model_runtime.errors import RuntimeFailure
 
     with pytest.raises(RuntimeFailure, match="Set up runtime"):
         check_interpreter(prefs.runtime_python(bpy.context))
 
 
 def test_bundled_wheels_make_blenders_python_the_runtime(no_runtime):
-    from emote_blender import runtime_setup
-    from emote_blender.runtime_env import runtime_env
+    from bl_ext.user_default.emote.emote_blender import runtime_setup
+    from bl_ext.user_default.emote.emote_blender.runtime_env import runtime_env
 
     prefs = _prefs_module()
     # the extension folder the loaded emote_blender belongs to (the installed copy, or the
@@ -77,7 +77,7 @@ def test_bundled_wheels_make_blenders_python_the_runtime(no_runtime):
 
 def test_setup_runtime_offline_shows_the_reason_and_nothing_looks_ready(no_runtime,
                                                                          monkeypatch):
-    from emote_blender import runtime_setup
+    from bl_ext.user_default.emote.emote_blender import runtime_setup
 
     prefs = _prefs_module()
     offline_pip(monkeypatch)
@@ -99,7 +99,7 @@ def test_setup_runtime_offline_shows_the_reason_and_nothing_looks_ready(no_runti
 
 
 def test_second_click_while_setting_up_does_nothing(no_runtime, monkeypatch):
-    from emote_blender import runtime_setup
+    from bl_ext.user_default.emote.emote_blender import runtime_setup
 
     offline_pip(monkeypatch)
     run = runtime_setup.start_setup(_prefs_module().setup_folder(), sys.executable)
@@ -132,7 +132,7 @@ class _Recorder:
 
 
 def test_runtime_box_offers_the_right_buttons(no_runtime, monkeypatch):
-    from emote_blender import runtime_setup
+    from bl_ext.user_default.emote.emote_blender import runtime_setup
 
     prefs = _prefs_module()
     log: list = []

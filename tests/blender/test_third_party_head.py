@@ -74,7 +74,7 @@ def dev_clip():
 
 def _import(scene, path):
     from bench.eval_third_party_head import import_head
-    from emote_blender import main_job
+    from bl_ext.user_default.emote.emote_blender import main_job
 
     main_job.set_fps(scene, 25.0)
     return import_head(path)
@@ -82,8 +82,8 @@ def _import(scene, path):
 
 def test_face_cap_head_matches_its_arkit_shapes_and_lips(fresh, facecap_glb):
     from bench.eval_third_party_head import arkit_matches, lip_landmarks
-    from emote_blender import channels, mouth_close, retargeting
-    from model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from bl_ext.user_default.emote.emote_blender import channels, mouth_close, retargeting
+    from bl_ext.user_default.emote.model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
 
     obj = _import(fresh, facecap_glb)
     found, missing, unknown = arkit_matches(obj)
@@ -107,8 +107,8 @@ def test_face_cap_head_matches_its_arkit_shapes_and_lips(fresh, facecap_glb):
 
 def test_generate_onto_face_cap_head_seals_bilabials(fresh, facecap_glb, dev_clip, tmp_path):
     from bench.eval_third_party_head import life_size_mm, lip_landmarks, lip_signals_on_mesh
-    from emote_blender import face_life, generate
-    from model_runtime import strengths
+    from bl_ext.user_default.emote.emote_blender import face_life, generate
+    from bl_ext.user_default.emote.model_runtime import strengths
 
     scene = fresh
     obj = _import(scene, facecap_glb)

@@ -17,7 +17,7 @@ USER_KEYS = [(1.0, 0.25), (12.0, 0.75), (30.0, 0.1)]
 
 
 def _keys(action, data_path: str, index: int = 0) -> list[tuple[float, float]]:
-    from emote_blender import blender_compat
+    from bl_ext.user_default.emote.emote_blender import blender_compat
 
     for fc in blender_compat.action_fcurves(action):
         if fc.data_path == data_path and fc.array_index == index:
@@ -28,7 +28,7 @@ def _keys(action, data_path: str, index: int = 0) -> list[tuple[float, float]]:
 
 
 def _original_track(id_data, action_name: str):
-    from emote_blender import takes
+    from bl_ext.user_default.emote.emote_blender import takes
 
     tracks = [t for t in id_data.animation_data.nla_tracks if t.name == takes.ORIGINAL_TRACK]
     assert len(tracks) == 1, [t.name for t in id_data.animation_data.nla_tracks]
@@ -40,7 +40,7 @@ def _original_track(id_data, action_name: str):
 def test_users_own_animation_survives_generate_save_and_reload(fresh, flame_pkl,
                                                                tiny_checkpoint, wav, tmp_path,
                                                                monkeypatch):
-    from emote_blender import heads
+    from bl_ext.user_default.emote.emote_blender import heads
     from tests.blender.test_extension import setup_scene
 
     scene = fresh
@@ -108,7 +108,7 @@ def test_users_own_animation_survives_generate_save_and_reload(fresh, flame_pkl,
 def test_export_without_take_and_failed_export_keep_old_files(fresh, flame_pkl,
                                                               tiny_checkpoint, wav, tmp_path,
                                                               monkeypatch):
-    from emote_blender import export, generate
+    from bl_ext.user_default.emote.emote_blender import export, generate
     from tests.blender.conftest import RUNTIME_PY
     from tests.blender.test_extension import setup_scene
 
@@ -143,8 +143,8 @@ def test_export_without_take_and_failed_export_keep_old_files(fresh, flame_pkl,
 
 
 def test_results_far_outside_any_models_range_are_refused_before_baking(tmp_path):
-    from emote_blender import bake
-    from model_runtime.errors import RuntimeFailure
+    from bl_ext.user_default.emote.emote_blender import bake
+    from bl_ext.user_default.emote.model_runtime.errors import RuntimeFailure
 
     exp = np.zeros((5, 2), np.float32)
     exp[3, 1] = 1e6  # finite, but no model makes this: baking it would wreck the head

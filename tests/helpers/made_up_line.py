@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_runtime.training.teacher import one_emotion_curve, teacher_animation
+from emote.model_runtime.training.teacher import one_emotion_curve, teacher_animation
 
 PHONES = "M AA P IY B OW M UW S AH M AE T F AO B IH D M EY K AA P".split()
 
