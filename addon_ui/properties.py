@@ -69,11 +69,20 @@ class EmoteCharacter(bpy.types.PropertyGroup):
     mapping_index: IntProperty(name="Row", default=0, min=0, options=set())
 
 
+def _head_changed(self, _context) -> None:
+    """The messages belong to the last Generate of the head shown before: clear them when
+    another head is chosen (Blender calls this on every assignment, the same head included)."""
+    name = self.head.name if self.head is not None else ""
+    if self.get("_messages_head", "") != name:
+        self.last_error = self.unmatched = self.bake_notes = ""
+        self["_messages_head"] = name
+
+
 class EmoteSettings(bpy.types.PropertyGroup):
     """The scene's side: which head the panel shows, the shared model and face life, and the
     last Generate's messages (progress lives in operators; a head's own settings on obj.emote)."""
 
-    head: PointerProperty(name="Head", type=bpy.types.Object, poll=_is_mesh,
+    head: PointerProperty(name="Head", type=bpy.types.Object, poll=_is_mesh, update=_head_changed,
                           description="Head mesh to animate (shape keys named after the "
                                       "model's channels, jaw bone in its armature); each head "
                                       "keeps its own strip, style, emotion and mapping")

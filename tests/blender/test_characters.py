@@ -201,3 +201,16 @@ def test_an_older_files_scene_settings_move_onto_its_head_on_load(fresh, tmp_pat
     c.transition_s = 0.0
     w, _ = emotion_curve.sample_emotion(scene, np.array([12.0, 40.0]), 30.0)
     assert [emotion_curve.EMOTIONS[i] for i in w.argmax(axis=1)] == ["happy", "sad"]
+
+
+def test_choosing_another_head_clears_the_last_generates_messages(fresh):
+    """An error or 'no target' list is about the head it came from, not the one now shown."""
+    first = _add_head(fresh)
+    second = _add_head(fresh)
+    s = fresh.emote
+    s.head = first
+    s.last_error, s.unmatched, s.bake_notes = "The strip's audio file is missing", "jawOpen", "x"
+    s.head = first  # the same head again: the messages stay
+    assert s.last_error and s.unmatched
+    s.head = second
+    assert (s.last_error, s.unmatched, s.bake_notes) == ("", "", "")
