@@ -60,6 +60,13 @@ def optional_packages(root: Path | None = None) -> set[str]:
             if "#" in ln and ln.split("#", 1)[1].strip().lower().startswith("optional")}
 
 
+def required_requirements(root: Path | None = None) -> list[str]:
+    """The pins a runtime must hold: all but the optional ones. A set-up is ready when it has
+    these; a bundled zip carries exactly these (scripts/build_extension.py)."""
+    optional = optional_packages(root)
+    return [r for r in pinned_requirements(root) if _package(r) not in optional]
+
+
 def _package(requirement: str) -> str:
     return re.split(r"[=<>!~\[; ]", requirement.strip(), maxsplit=1)[0].lower()
 
@@ -155,12 +162,9 @@ def setup_state(folder: str | Path) -> str:
     if info is None:
         return "missing"
     optional = optional_packages()
-
-    def needed(reqs) -> list[str]:
-        return [r for r in reqs if _package(r) not in optional]
-
     reqs = info.get("requirements")
-    same = (isinstance(reqs, list) and needed(map(str, reqs)) == needed(pinned_requirements())
+    same = (isinstance(reqs, list)
+            and [r for r in map(str, reqs) if _package(r) not in optional] == required_requirements()
             and info.get("python") == list(sys.version_info[:2]))
     return "ready" if same else "outdated"
 

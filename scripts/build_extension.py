@@ -127,13 +127,14 @@ def _best_wheel(cache: Path, req) -> Path | None:
     return best[1] if best else None
 
 
-def bundled_requirements(requirements: Path) -> list[str]:
-    """The pins a bundled zip carries: all but those marked `# optional` (matplotlib: only the
-    command-line main job's curve plot uses it, never the panel, and it warns and skips the plot
-    without it), which would add about 24 MiB to each zip."""
-    lines = requirements.read_text("utf-8").splitlines()
-    return [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()
-            and not ln.partition("#")[2].strip().lower().startswith("optional")]
+def bundled_requirements(root: Path = ROOT) -> list[str]:
+    """The pins a bundled zip carries: the runtime's required ones (runtime_setup), so not those
+    marked `# optional` (matplotlib: only the command-line main job's curve plot uses it, never
+    the panel, and it warns and skips the plot without it; it would add about 24 MiB a zip)."""
+    sys.path.insert(0, str(ROOT / "scripts" / "devpath"))  # this checkout as the package emote
+    from emote.emote_blender.runtime_setup import required_requirements
+
+    return required_requirements(root)
 
 
 def download_wheels(platform: str, cache: Path, requirements: Path,
@@ -157,7 +158,7 @@ def download_wheels(platform: str, cache: Path, requirements: Path,
     if torch_index and platform == "linux-x64":
         base += ["--extra-index-url", torch_index]
     env = marker_env(platform)
-    todo = [Requirement(ln) for ln in bundled_requirements(requirements)]
+    todo = [Requirement(ln) for ln in bundled_requirements(requirements.parents[1])]
     chosen: dict[str, Path] = {}
     print(f"[build] wheels for {platform} -> {cache}", file=sys.stderr)
     while todo:

@@ -169,12 +169,13 @@ def test_runtime_pins_are_the_versions_the_tests_run_on():
 def test_bundled_zips_leave_out_the_optional_pins(tmp_path):
     """matplotlib only draws the command-line main job's plot: the zips carry every other pin."""
     reqs = ROOT / "model_runtime" / "requirements.txt"
-    bundled = build.bundled_requirements(reqs)
+    bundled = build.bundled_requirements(ROOT)
     pins = [ln.split("#")[0].strip() for ln in reqs.read_text("utf-8").splitlines()
             if ln.split("#")[0].strip()]
     assert [p for p in pins if p.startswith("matplotlib")], "the plot's pin is listed"
     assert not [p for p in bundled if p.startswith("matplotlib")]
     assert [p for p in pins if not p.startswith("matplotlib")] == bundled
-    extra = tmp_path / "requirements.txt"
-    extra.write_text("torch==2.13.0\nfoo==1.0  # Optional: a plot\nbar==2.0  # needed\n")
-    assert build.bundled_requirements(extra) == ["torch==2.13.0", "bar==2.0"]
+    (tmp_path / "model_runtime").mkdir()
+    (tmp_path / "model_runtime" / "requirements.txt").write_text(
+        "torch==2.13.0\nfoo==1.0  # Optional: a plot\nbar==2.0  # needed\n")
+    assert build.bundled_requirements(tmp_path) == ["torch==2.13.0", "bar==2.0"]
