@@ -54,7 +54,8 @@ def main() -> None:
     T = SECONDS * FPS
     rng = np.random.default_rng(1)
     result = {"exp": rng.normal(0, 1, (T, CHANNELS)).astype(np.float32),
-              "jaw": rng.normal(0, 0.1, (T, 3)).astype(np.float32), "exp_names": head.exp_names}
+              "jaw": rng.normal(0, 0.1, (T, 3)).astype(np.float32), "exp_names": head.exp_names,
+              "fps": float(FPS)}  # a RESULT.npz always says its frame rate
     times = []
     for i in range(5):
         t0 = time.perf_counter()
