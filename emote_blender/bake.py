@@ -57,6 +57,27 @@ def write_curve(fcurves, data_path: str, index: int, frames: np.ndarray, values:
     return fc
 
 
+def hold_at_rest(curves, playing: set[str], written: set[str], first_frame: float) -> list[str]:
+    """Shape keys the animation playing before this take moved but the take does not drive get
+    one key at 0 (rest) in the take: otherwise each would keep the value that animation left,
+    which depends on the frame Blender last evaluated it at. Returns their data paths."""
+    held = sorted(playing - written)
+    for path in held:
+        write_curve(curves, path, 0, np.array([first_frame]), np.zeros(1))
+    return held
+
+
+def _playing_shape_key_paths(key) -> set[str]:
+    """Shape-key value paths the key's assigned action animates now (drivers excluded)."""
+    if key is None:
+        return set()
+    ad = key.animation_data
+    driven = {d.data_path for d in ad.drivers} if ad is not None else set()
+    return {fc.data_path for fc in blender_compat.assigned_fcurves(key)
+            if fc.data_path.startswith("key_blocks[") and fc.data_path.endswith("].value")
+            and fc.data_path not in driven}
+
+
 def channel_map_for(obj, exp_names: list[str]) -> channels.ChannelMap:
     """How a result's channels land on this head: name matching (channels.match_channels)
     under the head's mapping rows (mapping.apply_mapping)."""
@@ -99,6 +120,7 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
     number = takes.next_number(obj)
     name = f"{label} take {number}"
     before = takes.snapshot_assignment(obj)
+    playing = _playing_shape_key_paths(key)
     created: list = []
     kept: list = []
     try:
@@ -123,6 +145,9 @@ def bake_take(obj, result: dict, first_frame: int, label: str, info: dict | None
             for i in range(4):
                 write_curve(curves, path, i, frames, quat[:, i])
         face_life.write_extras(obj, rig, key, writer, rig_writer, frames, result)
+        if playing:  # after the extras: they may key eyeLook shape keys too
+            curves = writer.fcurves_for(key)
+            hold_at_rest(curves, playing, {fc.data_path for fc in curves}, frames[0])
         face_life.store_raw(action, raw)
         take = takes.add_take(obj, name, number, action, rig_writer.action if rig else None,
                               first_frame, key, rig, info or {})

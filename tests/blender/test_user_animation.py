@@ -158,3 +158,31 @@ def test_results_far_outside_any_models_range_are_refused_before_baking(tmp_path
         bake.check_plausible(wild)
     wild["jaw"][0, 0] = 0.3
     bake.check_plausible(wild)  # an ordinary result passes
+
+
+def test_a_take_holds_at_rest_the_keys_the_earlier_animation_moved(fresh, flame_pkl,
+                                                                    tiny_checkpoint, wav,
+                                                                    monkeypatch):
+    """A shape key the model does not drive but the head's own action moved must not keep
+    whatever value that action left when the take replaced it: the take keys it at rest."""
+    from tests.blender.test_extension import setup_scene
+
+    scene = fresh
+    head, _strip = setup_scene(scene, flame_pkl, tiny_checkpoint, wav, monkeypatch)
+    kb = head.shape_key_add(name="Corrective", from_mix=False)
+    key = head.data.shape_keys
+    for frame, value in ((1, 0.7), (60, 0.9)):
+        kb.value = value
+        kb.keyframe_insert("value", frame=frame)
+    user = key.animation_data.action
+    scene.frame_set(30)
+    assert kb.value > 0.7  # what the user's action left
+    assert bpy.ops.emote.generate() == {"FINISHED"}, scene.emote.last_error
+    take = head.emote_takes[0]
+    assert key.animation_data.action == take.action
+    held = _keys(take.action, 'key_blocks["Corrective"].value')
+    assert len(held) == 1 and held[0][1] == 0.0
+    for frame in (1, 30, 90):
+        scene.frame_set(frame)
+        assert key.key_blocks["Corrective"].value == 0.0
+    assert _keys(user, 'key_blocks["Corrective"].value') == [(1.0, 0.7), (60.0, 0.9)]
