@@ -169,7 +169,8 @@ def generate_onto(scene, obj, wav: str | Path, name: str, model: str, python: st
                   work_dir: str, use_server: bool = True):
     """Generate from `wav` (a sound strip at frame 1) onto `obj` as the panel's Generate does;
     returns (take, channel map, result). The strip is removed again."""
-    from emote.emote_blender import blender_compat, generate, runtime_client
+    from emote.emote_blender import blender_compat, generate
+    from emote.emote_blender.runtime_result import read_result
 
     ed = scene.sequence_editor_create()
     strip = blender_compat.new_sound_strip(ed, name, str(wav), 1, 1)
@@ -178,7 +179,7 @@ def generate_onto(scene, obj, wav: str | Path, name: str, model: str, python: st
                                                  use_server=use_server)
         frames = int(np.ceil(strip.frame_final_end - 1e-6)) - int(np.ceil(
             strip.frame_final_start - 1e-6))
-        result = runtime_client.read_result(job.out_path, frames)
+        result = read_result(job.out_path, frames)
     finally:
         strips = getattr(ed, "strips", None)
         (ed.sequences if strips is None else strips).remove(strip)
