@@ -106,9 +106,9 @@ def _build_teeth(y_line: float, z_front: float, upper: bool, offset: int):
     nx, nz = tz / tl, -tx / tl  # outward (front) normal of the arch in the xz plane
     t = 0.0065 if upper else 0.0058
     if upper:
-        top, edge = y_line + 0.0100, y_line - 0.0010
+        top, edge = y_line + 0.0110, y_line + 0.0012
     else:
-        top, edge = y_line - 0.0100, y_line - 0.0018
+        top, edge = y_line - 0.0100, y_line - 0.0026
     cross = [(0.5 * t, top), (0.5 * t, edge + 0.25 * (top - edge)), (0.25 * t, edge),
              (-0.25 * t, edge), (-0.5 * t, edge + 0.25 * (top - edge)), (-0.5 * t, top)]
     verts = []

@@ -84,9 +84,29 @@ def _lip_rows(e: np.ndarray, u: np.ndarray, i_m: int, p: OpenHeadParams) -> np.n
     uc = p.mouth_corner_deg * DEG
     au = np.abs(u)
     t = np.where(au < uc, (au / uc) ** 2, 1.0 - smoothstep(uc, uc + 14 * DEG, au))
-    k = np.abs(np.arange(len(e)) - i_m)
-    h = np.clip(1.0 - k / p.lip_rows, 0.0, 1.0)
-    return e[i_m] + (e - e[i_m])[:, None] * (1.0 - p.lip_taper * t[None] * h[:, None])
+    k_up = np.arange(len(e)) - i_m
+    k = np.abs(k_up)
+    # the vermilion rows meet at the corners; the rows beyond them fan out again by lip_rows
+    nv = np.where(k_up > 0, p.upper_lip_rows, p.lower_lip_rows)
+    h = np.clip((p.lip_rows - k) / np.maximum(p.lip_rows - nv, 1), 0.0, 1.0)
+    E = e[i_m] + (e - e[i_m])[:, None] * (1.0 - p.lip_taper * t[None] * h[:, None])
+    # Cupid's bow: the upper lip's rows rise towards two peaks either side of a central dip, most
+    # at the vermilion border row, fading to nothing by the last lip row and at the corners
+    s = au / uc
+    bow = (p.bow_peak_deg * np.exp(-((s - 0.24) / 0.14) ** 2)
+           - p.bow_dip_deg * np.exp(-(s / 0.10) ** 2)) * DEG * (s < 1.0)
+    nb = p.upper_lip_rows
+    w = np.where(k_up <= 0, 0.0, np.minimum(k_up / nb, np.clip((p.lip_rows - k_up) / (p.lip_rows - nb), 0, 1)))
+    return E + w[:, None] * bow[None]
+
+
+def _lip_border_ridges(grid, dirs, i_m: int, xc: float, p: OpenHeadParams) -> None:
+    """Raise the vermilion borders (the rows where lip colour meets skin) into a soft white roll."""
+    taper = 1.0 - smoothstep(0.75, 1.05, np.abs(grid[i_m, :, 0]) / xc)
+    for row, height in ((i_m + p.upper_lip_rows, p.border_ridge), (i_m - p.lower_lip_rows,
+                                                                   0.6 * p.border_ridge)):
+        for di, f in ((0, 1.0), (-1, 0.35), (1, 0.35)):
+            grid[row + di] += dirs[row + di] * (height * f * taper)[:, None]
 
 
 def build_skin(p: OpenHeadParams) -> Skin:
@@ -106,6 +126,7 @@ def build_skin(p: OpenHeadParams) -> Skin:
     for di, f in ((0, 1.0), (-1, 0.3), (1, 0.3)):
         depth = p.crease_depth * f * taper * (1.0 - 0.3 * (grid[i_m, :, 0] / xc) ** 2)
         grid[i_m + di] -= dirs[i_m + di] * depth[:, None]
+    _lip_border_ridges(grid, dirs, i_m, xc, p)
 
     jm0 = int(np.argmin(np.abs(u + p.mouth_corner_deg * DEG)))
     jm1 = int(np.argmin(np.abs(u - p.mouth_corner_deg * DEG)))

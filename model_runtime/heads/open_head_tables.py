@@ -52,10 +52,13 @@ class OpenHeadParams:
     mouth_corner_deg: float = 17.0
     rest_gap: float = 0.0010  # lips apart at the centre at rest
     lip_rows: int = 9  # grid rows on each side of the mouth that taper towards the corners
-    lip_taper: float = 0.7
-    upper_lip_rows: int = 4  # vermilion height in rows
-    lower_lip_rows: int = 5
+    lip_taper: float = 0.9
+    upper_lip_rows: int = 5  # vermilion height in rows
+    lower_lip_rows: int = 4
     crease_depth: float = 0.0025
+    bow_peak_deg: float = 0.55  # Cupid's bow: the upper vermilion border's peaks either side
+    bow_dip_deg: float = 0.35  # and its central dip, as latitude shifts of the border row
+    border_ridge: float = 0.0005  # the white roll along the vermilion borders (outward)
     # eyes
     eye_centre: tuple = (0.031, 0.000, 0.056)  # left eye; the right one is its mirror
     eyeball_radius: float = 0.011
