@@ -30,7 +30,8 @@ COLOURS = {  # face group -> RGBA
     "iris": (0.25, 0.40, 0.55, 1), "pupil": (0.02, 0.02, 0.02, 1),
 }
 # view name -> (camera azimuth around the head in degrees, 0 = front; orthographic scale)
-VIEWS = {"front": (0.0, 0.30), "three_quarter": (40.0, 0.30), "mouth": (0.0, 0.11)}
+VIEWS = {"front": (0.0, 0.31), "three_quarter": (40.0, 0.31), "profile": (90.0, 0.31),
+         "mouth": (0.0, 0.11)}
 
 
 def to_blender(v: np.ndarray) -> np.ndarray:
@@ -78,7 +79,7 @@ def build_scene(head, size: int):
 
 def place_camera(cam_obj, view: str, head) -> None:
     azim, scale = VIEWS[view]
-    target = np.array([0.0, -0.005, 0.0]) if view != "mouth" else np.array([0.0, -0.06, 0.09])
+    target = np.array([0.0, -0.022, 0.0]) if view != "mouth" else np.array([0.0, -0.06, 0.09])
     t = to_blender(target)
     a = math.radians(azim)
     dist = 0.8
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scene, mesh, cam_obj = build_scene(head, args.size)
 
-    jobs = [("neutral", "front"), ("neutral", "three_quarter")]
+    jobs = [("neutral", "front"), ("neutral", "three_quarter"), ("neutral", "profile")]
     jobs += [(v, "mouth") for v in VISEMES]
     jobs += [(e, "front") for e in EMOTIONS] + [(e, "three_quarter") for e in EMOTIONS[1:4]]
     jobs = list(dict.fromkeys(jobs))

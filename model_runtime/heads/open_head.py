@@ -260,7 +260,7 @@ def _lbs_weights(v: np.ndarray, n_skin: int, wjaw: np.ndarray, eye_rng: list) ->
     """(V, 5) skinning weights: global (neck cut), neck, jaw, and each eye for its eyeball."""
     nv = len(v)
     w_glob = np.zeros(nv)
-    w_glob[:n_skin] = 1.0 - smoothstep(-0.175, -0.125, v[:n_skin, 1])
+    w_glob[:n_skin] = 1.0 - smoothstep(P.neck_cut_y + 0.006, P.neck_cut_y + 0.044, v[:n_skin, 1])
     wjaw *= 1.0 - w_glob
     lbs = np.zeros((nv, 5))
     lbs[:, 0] = w_glob

@@ -79,6 +79,35 @@ def _wrap_lids(pts: np.ndarray, p: OpenHeadParams) -> np.ndarray:
     return np.where((pts[..., 2] > 0.02)[..., None], q, pts)
 
 
+def _ray_dirs(E: np.ndarray, u: np.ndarray) -> np.ndarray:
+    return np.stack([np.cos(E) * np.sin(u)[None], np.sin(E), np.cos(E) * np.cos(u)[None]], axis=-1)
+
+
+def _neck_rows(E: np.ndarray, u: np.ndarray, p: OpenHeadParams) -> None:
+    """Spread the first row segment per column from the latitude whose ray meets the neck exactly
+    at the cut up to the segment's top, so the neck is covered evenly down to a clean cut."""
+    n0 = p.rows[0][2]
+    c = np.asarray(p.centre)
+    lo = np.full(len(u), -89.0 * DEG)
+    hi = np.full(len(u), p.rows[0][1] * DEG)
+    for _ in range(24):  # the cast point's height falls as the latitude falls
+        mid = 0.5 * (lo + hi)
+        below = cast(_ray_dirs(mid[None], u), c)[0, :, 1] < p.neck_cut_y
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    e_cut = 0.5 * (lo + hi)
+    t = np.linspace(0.0, 1.0, n0)[:, None] ** 2  # rays graze the throat: rows close there
+    E[:n0] = e_cut[None] + (E[n0 - 1][None] - e_cut[None]) * t
+
+
+def _flare_collar(grid: np.ndarray, p: OpenHeadParams) -> None:
+    """Widen the neck towards the cut: shoulders' start to the sides, chest and nape front and back."""
+    t = smoothstep(p.collar_top, p.neck_cut_y, grid[..., 1]) ** 1.6
+    axis_z = -0.016
+    grid[..., 0] *= 1.0 + p.collar_flare_x * t
+    grid[..., 2] = axis_z + (grid[..., 2] - axis_z) * (1.0 + p.collar_flare_z * t)
+
+
 def _lip_rows(e: np.ndarray, u: np.ndarray, i_m: int, p: OpenHeadParams) -> np.ndarray:
     """Latitude per (row, column): rows near the mouth converge at the corners like lips do."""
     uc = p.mouth_corner_deg * DEG
@@ -114,9 +143,11 @@ def build_skin(p: OpenHeadParams) -> Skin:
     nr, nc = len(e), len(u)
     c = np.asarray(p.centre)
     E = _lip_rows(e, u, i_m, p)
-    dirs = np.stack([np.cos(E) * np.sin(u)[None], np.sin(E), np.cos(E) * np.cos(u)[None]], axis=-1)
+    _neck_rows(E, u, p)
+    dirs = _ray_dirs(E, u)
     grid = cast(dirs, c)
     grid[0, :, 1] = p.neck_cut_y  # clean horizontal cut (the neck is vertical there)
+    _flare_collar(grid, p)
     grid = _wrap_lids(grid, p)
     pole = cast(np.array([[0.0, 1.0, 0.0]]), c)[0]
 

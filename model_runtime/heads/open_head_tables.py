@@ -40,9 +40,14 @@ class OpenHeadParams:
     displacements are in LEFT_CHANNELS."""
 
     centre: tuple = (0.0, -0.010, 0.0)  # rays are cast from here
-    neck_cut_y: float = -0.190
+    neck_cut_y: float = -0.162
+    # the neck's base flares into the start of the shoulders (x) and the chest and nape (z) from
+    # collar_top down to the cut, so the bust ends in a clean collar rather than a tube
+    collar_top: float = -0.105
+    collar_flare_x: float = 0.40
+    collar_flare_z: float = 0.12
     # latitude rows: (from_deg, to_deg, points) segments, bottom to top
-    rows: tuple = ((-74, -50, 6), (-50, -37, 7), (-37, -19, 19), (-19, -1, 13), (-1, 20, 17),
+    rows: tuple = ((-74, -50, 8), (-50, -37, 7), (-37, -19, 19), (-19, -1, 13), (-1, 20, 17),
                    (20, 46, 9), (46, 84, 6))
     # longitude columns on one side: (to_deg, points) segments from 0 to 180
     cols: tuple = ((45, 35), (75, 11), (180, 15))
