@@ -271,3 +271,14 @@ def mouth_loop(skin: Skin) -> np.ndarray:
     i, (j0, j1) = skin.i_mouth, skin.mouth_cols
     return np.concatenate([[skin.below[i, j0]], skin.above[i, j0 + 1:j1], [skin.below[i, j1]],
                            skin.below[i, j1 - 1:j0:-1]])
+
+
+def eye_loop(skin: Skin, right: bool) -> np.ndarray:
+    """Vertex indices round one eye's slit, in mouth_loop's order: corner, upper lid margin, other
+    corner, lower lid margin."""
+    i, (j0, j1) = skin.i_eye, skin.eye_cols
+    if right:
+        mid = int(np.argmin(np.abs(skin.u)))
+        j0, j1 = 2 * mid - j1, 2 * mid - j0
+    return np.concatenate([[skin.below[i, j0]], skin.above[i, j0 + 1:j1], [skin.below[i, j1]],
+                           skin.below[i, j1 - 1:j0:-1]])

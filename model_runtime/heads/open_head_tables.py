@@ -30,7 +30,8 @@ from typing import NamedTuple
 import numpy as np
 
 HEAD_ID = "open_head_v1"
-FACE_GROUPS = ("skin", "lips", "brows", "mouth", "teeth", "tongue", "eye_white", "iris", "pupil")
+FACE_GROUPS = ("skin", "lips", "brows", "mouth", "teeth", "tongue", "eye_white", "iris", "pupil",
+               "lashes")
 DEG = np.pi / 180.0
 
 
@@ -75,6 +76,10 @@ class OpenHeadParams:
     lid_rows_lower: int = 4
     eye_inner_deg: float = 62.0  # horizontal half-angles of the corners around the eye
     eye_outer_deg: float = 70.0
+    # lid thickness: the margin turns in towards the eyeball, ending this far outside it
+    lid_rim_gap: float = 0.0015
+    lash_upper: float = 0.0048  # eyelash length at the middle of the upper and lower lids
+    lash_lower: float = 0.0022
     # jaw
     jaw_joint: tuple = (0.0, -0.012, -0.004)
     neck_joint: tuple = (0.0, -0.085, -0.018)
@@ -87,7 +92,8 @@ P = OpenHeadParams()
 # mouth bag rings behind the lips: (depth behind the lips, half height, width scale, jaw weight)
 BAG_RINGS = ((0.003, 0.004, 1.00, 0.75), (0.008, 0.011, 1.12, 0.90), (0.018, 0.015, 1.25, 1.0),
              (0.038, 0.014, 1.15, 0.9), (0.058, 0.009, 0.75, 0.6))
-EYE_POLAR_DEG = (7, 13, 20, 27, 33, 45, 60, 75, 90, 110, 130, 150, 170)  # eyeball rings
+PUPIL_DEG, IRIS_DEG = 10.0, 30.0  # edges of the pupil and the iris, from the eyeball's front pole
+EYE_POLAR_DEG = (5, 10, 16, 23, 30, 36, 45, 60, 75, 90, 110, 130, 150, 170)  # eyeball rings
 
 
 # --------------------------------------------------------------------------------------------
