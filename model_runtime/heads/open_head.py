@@ -139,7 +139,7 @@ def _lid_rings(m: np.ndarray, ec: np.ndarray, upper: np.ndarray, g: np.ndarray,
     up /= np.linalg.norm(up, axis=1, keepdims=True)
     front = m - 0.0004 * rh
     # lashes: upper ones up and out, lower ones down and out; clumped by a ripple in |x|
-    ripple = 1.0 + 0.22 * np.cos(2 * np.pi * np.abs(m[:, 0]) / 0.0017)
+    ripple = 1.0 + 0.12 * np.cos(2 * np.pi * np.abs(m[:, 0]) / 0.0017)
     length = np.where(upper, p.lash_upper, p.lash_lower) * np.maximum(g, 0.12) * ripple
     along = np.where(upper[:, None], 0.92 * rh + 0.40 * up, 0.90 * rh - 0.44 * up)
     tips = front + length[:, None] * along

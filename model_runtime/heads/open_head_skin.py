@@ -228,10 +228,25 @@ def rotate_about_eye(pts, theta, p: OpenHeadParams, right: bool):
     return ec + rot_x(pts - ec, theta)
 
 
+def _crease_lids(skin: Skin, g: np.ndarray, up: np.ndarray, p: OpenHeadParams, right: bool) -> None:
+    """Upper lid crease and the fold above it: radial offsets by row above the margin (a rotation
+    about the eye centre keeps them, so the lid opens and blinks with its crease)."""
+    k = skin.row - skin.i_eye
+    offset = np.zeros(len(k))
+    for row, dr in enumerate(p.lid_crease, start=1):
+        offset[k == row] = dr
+    sel = up & (g > 0) & (offset != 0)
+    ec = np.asarray(p.eye_centre) * np.array([-1.0 if right else 1.0, 1.0, 1.0])
+    rel = skin.closed[sel] - ec
+    rho = np.linalg.norm(rel, axis=1, keepdims=True)
+    skin.closed[sel] = ec + rel * (1.0 + (g[sel] * offset[sel])[:, None] / rho)
+
+
 def open_eyes(skin: Skin, p: OpenHeadParams) -> None:
-    """Rest pose: rotate the lids from their closed (slit) position to open."""
+    """Rest pose: crease the upper lids, then rotate the lids from closed (slit) to open."""
     for right in (False, True):
         g, fu, fl = eye_angles(skin, p, right)
+        _crease_lids(skin, g, fu > 0, p, right)
         th = g * (p.lid_upper_open_deg * fu - p.lid_lower_open_deg * fl) * DEG
         sel = th != 0
         skin.pos[sel] = rotate_about_eye(skin.closed[sel], th[sel], p, right)

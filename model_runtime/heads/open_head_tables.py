@@ -73,6 +73,8 @@ class OpenHeadParams:
     lid_upper_open_deg: float = 28.0  # upper lid travel from closed to rest
     lid_lower_open_deg: float = 10.0
     lid_rows_upper: int = 10
+    # radial offsets of the upper lid's rows 1, 2, ... above the margin: the crease, then the fold
+    lid_crease: tuple = (0.0, 0.0, -0.0006, -0.0009, -0.0002, 0.0010, 0.0020)
     lid_rows_lower: int = 4
     eye_inner_deg: float = 62.0  # horizontal half-angles of the corners around the eye
     eye_outer_deg: float = 70.0
