@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         render(scene, path)
         paths.append(path)
         labels.append(f"{pose} ({view})")
-    contact_sheet(paths, out / "contact_sheet.png", max_tiles=len(paths), cols=6)
+    contact_sheet(paths, out / "contact_sheet.png", max_tiles=len(paths), cols=7)
     (out / "contact_sheet.txt").write_text("\n".join(labels) + "\n")
     print(f"wrote {len(paths)} renders and {out / 'contact_sheet.png'}")
     return 0
