@@ -4,10 +4,16 @@ FLAME cannot ship with the product, so Generate works out of the box on this hea
 numpy alone, deterministically, from the numbers in open_head_tables (`OpenHeadParams`, the
 channel table):
 
-- one skin surface (cranium, face, nose, lips, ears, neck ending in a clean cut), cast as a
-  latitude/longitude grid of rays from a point inside the head onto an implicit shape. The mouth
+- one skin surface (cranium, face, nose, lips, ears, a short neck flaring into a collar at a
+  clean cut), cast as a latitude/longitude grid of rays from a point inside the head onto an
+  implicit shape (the neck's rows per column, down to the cut). The mouth
   is a slit along one grid row whose two edges (the inner lip contour) join a dark mouth bag, so
   the skin and mouth form one oriented surface; each eye is a slit whose edges are the lid margins.
+  The lips' colour follows the vermilion border (a Cupid's bow, meeting at the corners); the teeth
+  sit behind the lips, so the mouth at rest shows none.
+- lid rims stitched to each eye's margin, turning in to just outside the eyeball (lid thickness),
+  with a ridge of eyelashes on the way; they take their margin vertex's offsets scaled by their
+  distance from the eye centre, so blinks (rotations about it) carry them exactly.
 - separate closed meshes for the upper and lower teeth, the tongue and the two eyeballs.
 - 40 expression channels named as ARKit blendshapes (`arkit_channels.OPEN_HEAD_CHANNELS`), each a
   smooth displacement field of its region; the `_R` channels are exact mirrors of the `_L` ones.
@@ -27,7 +33,7 @@ any mix of channels in [0, 1] keeps the lower lip below the upper. The eyelids a
 closes them exactly. Lid offsets keep every lid vertex outside the eyeball for any mix of channels.
 
 Extra arrays in the npz: `jaw_open_full_rad`, `face_group` (F,) int with `face_group_names`
-(skin, lips, brows, mouth, teeth, tongue, eye_white, iris, pupil) for materials, and
+(skin, lips, brows, mouth, teeth, tongue, eye_white, iris, pupil, lashes) for materials, and
 `mirror_vertices` (V,) mapping each vertex to its left/right counterpart.
 
 Coordinates as in FLAME: metres, y up, +z out of the face, +x to the subject's left (channels

@@ -101,7 +101,8 @@ def _neck_rows(E: np.ndarray, u: np.ndarray, p: OpenHeadParams) -> None:
 
 
 def _flare_collar(grid: np.ndarray, p: OpenHeadParams) -> None:
-    """Widen the neck towards the cut: shoulders' start to the sides, chest and nape front and back."""
+    """Widen the neck towards the cut: the shoulders' start to the sides, chest and nape front
+    and back."""
     t = smoothstep(p.collar_top, p.neck_cut_y, grid[..., 1]) ** 1.6
     axis_z = -0.016
     grid[..., 0] *= 1.0 + p.collar_flare_x * t
@@ -125,7 +126,8 @@ def _lip_rows(e: np.ndarray, u: np.ndarray, i_m: int, p: OpenHeadParams) -> np.n
     bow = (p.bow_peak_deg * np.exp(-((s - 0.24) / 0.14) ** 2)
            - p.bow_dip_deg * np.exp(-(s / 0.10) ** 2)) * DEG * (s < 1.0)
     nb = p.upper_lip_rows
-    w = np.where(k_up <= 0, 0.0, np.minimum(k_up / nb, np.clip((p.lip_rows - k_up) / (p.lip_rows - nb), 0, 1)))
+    fade = np.clip((p.lip_rows - k_up) / (p.lip_rows - nb), 0, 1)
+    w = np.where(k_up <= 0, 0.0, np.minimum(k_up / nb, fade))
     return E + w[:, None] * bow[None]
 
 
