@@ -18,19 +18,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "devpath"))
 
 from emote.model_runtime.heads import open_head  # noqa: E402
-from emote.emote_blender.preview import contact_sheet  # noqa: E402
+from emote.emote_blender.preview import GROUP_COLOURS, contact_sheet  # noqa: E402
 from emote.model_runtime.heads.head_model import evaluate, load_head  # noqa: E402
 from emote.model_runtime.emotions import EMOTIONS  # noqa: E402
 
 VISEMES = ("rest", "AA_open", "OO_rounded", "EE_spread", "MBP_closed", "FV")
-COLOURS = {  # face group -> RGBA
-    "skin": (0.80, 0.60, 0.50, 1), "lips": (0.70, 0.36, 0.36, 1), "brows": (0.25, 0.17, 0.12, 1),
-    "mouth": (0.10, 0.02, 0.03, 1), "teeth": (0.93, 0.92, 0.86, 1),
-    "tongue": (0.75, 0.35, 0.38, 1), "eye_white": (0.95, 0.95, 0.95, 1),
-    "iris": (0.25, 0.40, 0.55, 1), "pupil": (0.02, 0.02, 0.02, 1),
-}
 # view name -> (camera azimuth around the head in degrees, 0 = front; orthographic scale)
-VIEWS = {"front": (0.0, 0.30), "three_quarter": (40.0, 0.30), "mouth": (0.0, 0.11)}
+VIEWS = {"front": (0.0, 0.31), "three_quarter": (40.0, 0.31), "profile": (90.0, 0.31),
+         "mouth": (0.0, 0.11), "eyes": (0.0, 0.11)}
 
 
 def to_blender(v: np.ndarray) -> np.ndarray:
@@ -61,7 +56,7 @@ def build_scene(head, size: int):
     names = [str(n) for n in head.extra["face_group_names"]]
     for name in names:
         mat = bpy.data.materials.new(name)
-        mat.diffuse_color = COLOURS.get(name, (0.8, 0.8, 0.8, 1))
+        mat.diffuse_color = GROUP_COLOURS.get(name, (0.8, 0.8, 0.8, 1))
         mesh.materials.append(mat)
     mesh.polygons.foreach_set("material_index", head.extra["face_group"].astype(np.int32))
     mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
@@ -78,7 +73,8 @@ def build_scene(head, size: int):
 
 def place_camera(cam_obj, view: str, head) -> None:
     azim, scale = VIEWS[view]
-    target = np.array([0.0, -0.005, 0.0]) if view != "mouth" else np.array([0.0, -0.06, 0.09])
+    target = {"mouth": (0.0, -0.06, 0.09), "eyes": (0.0, 0.004, 0.06)}.get(view, (0.0, -0.022, 0.0))
+    target = np.asarray(target)
     t = to_blender(target)
     a = math.radians(azim)
     dist = 0.8
@@ -114,7 +110,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scene, mesh, cam_obj = build_scene(head, args.size)
 
-    jobs = [("neutral", "front"), ("neutral", "three_quarter")]
+    jobs = [("neutral", "front"), ("neutral", "three_quarter"), ("neutral", "profile"),
+            ("neutral", "eyes")]
     jobs += [(v, "mouth") for v in VISEMES]
     jobs += [(e, "front") for e in EMOTIONS] + [(e, "three_quarter") for e in EMOTIONS[1:4]]
     jobs = list(dict.fromkeys(jobs))
@@ -130,7 +127,7 @@ def main(argv=None) -> int:
         render(scene, path)
         paths.append(path)
         labels.append(f"{pose} ({view})")
-    contact_sheet(paths, out / "contact_sheet.png", max_tiles=len(paths), cols=6)
+    contact_sheet(paths, out / "contact_sheet.png", max_tiles=len(paths), cols=7)
     (out / "contact_sheet.txt").write_text("\n".join(labels) + "\n")
     print(f"wrote {len(paths)} renders and {out / 'contact_sheet.png'}")
     return 0

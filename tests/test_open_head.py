@@ -335,3 +335,95 @@ def test_channel_table_covers_every_channel_once():
              if isinstance(t, tables.Move) and isinstance(t.along, str)}
     assert used <= set(fields), used - set(fields)
     assert len(fields["x"]) == len(skin.pos)
+
+
+# --- the default head an animator would accept (issue 16 part 4) -----------------------------
+
+
+def test_vertex_budget(head):
+    assert head.num_vertices < 12000
+
+
+def test_teeth_hidden_behind_closed_lips(head):
+    """At rest and on a bilabial the teeth lie wholly behind the lips: no tooth vertex is between
+    the inner lip edges' heights near the centre, where a front view would see through."""
+    teeth = _group_vertices(head, "teeth")
+    for weights in (None, {"mouthClose": 1.0, "mouthPress_L": 0.5, "mouthPress_R": 0.5}):
+        v = _pose(head, weights)
+        top = v[head.landmark("lip_upper_inner"), 1]
+        bottom = v[head.landmark("lip_lower_inner"), 1]
+        t = v[teeth]
+        central = np.abs(t[:, 0]) < 0.012
+        on_jaw = head.lbs_weights[teeth, head.jaw_index] > 0.5  # the lower arch
+        upper, lower = central & ~on_jaw, central & on_jaw
+        assert t[upper, 1].min() > top, weights
+        assert t[lower, 1].max() < bottom, weights
+
+
+def _lip_outline(head, upper: bool, x: float, half: float = 0.0012) -> float:
+    """Height of the vermilion border (the lips face group's outer edge) at x."""
+    v = head.v_template[_group_vertices(head, "lips")]
+    band = v[np.abs(v[:, 0] - x) < half]
+    return float(band[:, 1].max() if upper else band[:, 1].min())
+
+
+def test_vermilion_border_has_cupids_bow_and_meets_at_the_corners(head):
+    mid_y = head.v_template[head.landmark("lip_upper_inner"), 1]
+    corner = head.v_template[head.landmark("mouth_corner_left")]
+    peak = max(_lip_outline(head, True, x) for x in (0.004, 0.005, 0.006, 0.007))
+    dip = _lip_outline(head, True, 0.0)
+    assert peak - dip > 0.0007  # the bow's peaks stand above its central dip
+    upper_h = dip - mid_y
+    lower_h = mid_y - _lip_outline(head, False, 0.0)
+    assert 0.005 < upper_h < 0.010 and 0.007 < lower_h < 0.013 and lower_h > upper_h
+    xe = 0.92 * corner[0]  # near the corner both borders close in on the mouth line
+    assert _lip_outline(head, True, xe) - _lip_outline(head, False, xe) < 0.35 * (upper_h + lower_h)
+
+
+def test_short_neck_ends_in_a_collar(head):
+    v = head.v_template
+    cut = v[:, 1].min()
+    chin = v[head.landmark("chin"), 1]
+    assert 0.04 < chin - cut < 0.075  # not a long tube below the chin
+    skin = _group_vertices(head, "skin")
+    s = v[skin]
+    ring = s[np.isclose(s[:, 1], cut, atol=1e-6)]
+    neck = s[np.abs(s[:, 1] - (cut + 0.035)) < 0.002]
+    assert np.abs(ring[:, 0]).max() > 1.2 * np.abs(neck[:, 0]).max()  # the shoulders' start
+
+
+def test_lids_have_thickness_and_lashes(head):
+    lashes = _group_vertices(head, "lashes")
+    v = head.v_template
+    centres = head.joints[3:5]
+    dist = np.linalg.norm(v[lashes, None] - centres[None], axis=-1)
+    assert len(lashes) > 100 and np.all(dist.min(1) < 0.02)
+    assert (v[lashes, 0] > 0).sum() == (v[lashes, 0] < 0).sum()
+    # the eye openings' edges (the mesh boundary there) are the rims' inner edges: just outside
+    # the eyeball, well inside the lid margin
+    ball = np.linalg.norm(v[_group_vertices(head, "eye_white")] - centres[0], axis=1).min()
+    f = head.faces
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    und, counts = np.unique(e, axis=0, return_counts=True)
+    edge = np.unique(und[counts == 1])
+    edge = edge[np.linalg.norm(v[edge] - centres[0], axis=1) < 0.02]
+    r = np.linalg.norm(v[edge] - centres[0], axis=1)
+    margin = np.linalg.norm(v[head.landmark("eyelid_upper_left")] - centres[0])
+    assert ball + 0.0005 < r.min() and r.max() < margin - 0.001
+    # a blink closes the rims too: the inner edges of both lids meet
+    closed = _pose(head, {"eyeBlink_L": 1.0})
+    top = edge[v[edge, 1] > centres[0, 1]]
+    low = edge[v[edge, 1] <= centres[0, 1]]
+    gap = np.linalg.norm(closed[top, None] - closed[None, low], axis=-1).min(1)
+    assert np.median(gap) < 0.0005
+
+
+def test_pupil_and_iris_edges_are_round(head):
+    for name, limit in (("pupil", open_head.PUPIL_DEG), ("iris", open_head.IRIS_DEG)):
+        g = list(head.extra["face_group_names"]).index(name)
+        idx = np.unique(head.faces[head.extra["face_group"] == g])
+        v = head.v_template[idx]
+        c = head.joints[np.where(v[:, 0:1] > 0, 3, 4).ravel()]
+        rel = v - c
+        pol = np.degrees(np.arccos(np.clip(rel[:, 2] / np.linalg.norm(rel, axis=1), -1, 1)))
+        assert pol.max() == pytest.approx(limit, abs=0.01), name

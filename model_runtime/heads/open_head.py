@@ -4,10 +4,16 @@ FLAME cannot ship with the product, so Generate works out of the box on this hea
 numpy alone, deterministically, from the numbers in open_head_tables (`OpenHeadParams`, the
 channel table):
 
-- one skin surface (cranium, face, nose, lips, ears, neck ending in a clean cut), cast as a
-  latitude/longitude grid of rays from a point inside the head onto an implicit shape. The mouth
+- one skin surface (cranium, face, nose, lips, ears, a short neck flaring into a collar at a
+  clean cut), cast as a latitude/longitude grid of rays from a point inside the head onto an
+  implicit shape (the neck's rows per column, down to the cut). The mouth
   is a slit along one grid row whose two edges (the inner lip contour) join a dark mouth bag, so
   the skin and mouth form one oriented surface; each eye is a slit whose edges are the lid margins.
+  The lips' colour follows the vermilion border (a Cupid's bow, meeting at the corners); the teeth
+  sit behind the lips, so the mouth at rest shows none.
+- lid rims stitched to each eye's margin, turning in to just outside the eyeball (lid thickness),
+  with a ridge of eyelashes on the way; they take their margin vertex's offsets scaled by their
+  distance from the eye centre, so blinks (rotations about it) carry them exactly.
 - separate closed meshes for the upper and lower teeth, the tongue and the two eyeballs.
 - 40 expression channels named as ARKit blendshapes (`arkit_channels.OPEN_HEAD_CHANNELS`), each a
   smooth displacement field of its region; the `_R` channels are exact mirrors of the `_L` ones.
@@ -27,7 +33,7 @@ any mix of channels in [0, 1] keeps the lower lip below the upper. The eyelids a
 closes them exactly. Lid offsets keep every lid vertex outside the eyeball for any mix of channels.
 
 Extra arrays in the npz: `jaw_open_full_rad`, `face_group` (F,) int with `face_group_names`
-(skin, lips, brows, mouth, teeth, tongue, eye_white, iris, pupil) for materials, and
+(skin, lips, brows, mouth, teeth, tongue, eye_white, iris, pupil, lashes) for materials, and
 `mirror_vertices` (V,) mapping each vertex to its left/right counterpart.
 
 Coordinates as in FLAME: metres, y up, +z out of the face, +x to the subject's left (channels
@@ -50,10 +56,10 @@ from .head_model import HeadModel
 from .open_head_channels import channels_left, expression_dirs
 from .open_head_geometry import (ellipsoid_mesh, fix_winding, mirror_map,
                                                     smoothstep, tube_faces)
-from .open_head_skin import (Skin, eye_angles, mouth_frame, mouth_loop,
-                                                build_skin, open_eyes, rest_gap, upperness)
-from .open_head_tables import (BAG_RINGS, EXPRESSION_PRESETS, EYE_POLAR_DEG,
-                                                  FACE_GROUPS, HEAD_ID, OpenHeadParams, P)
+from .open_head_skin import (Skin, build_skin, eye_angles, eye_loop, mouth_frame, mouth_loop,
+                             open_eyes, rest_gap, upperness)
+from .open_head_tables import (BAG_RINGS, EXPRESSION_PRESETS, EYE_POLAR_DEG, FACE_GROUPS,
+                               HEAD_ID, IRIS_DEG, PUPIL_DEG, OpenHeadParams, P)
 
 __all__ = ["HEAD_ID", "EXPRESSION_PRESETS", "OpenHeadParams", "build_open_head",
            "default_head_path", "preset_vector"]
@@ -106,9 +112,9 @@ def _build_teeth(y_line: float, z_front: float, upper: bool, offset: int):
     nx, nz = tz / tl, -tx / tl  # outward (front) normal of the arch in the xz plane
     t = 0.0065 if upper else 0.0058
     if upper:
-        top, edge = y_line + 0.0100, y_line - 0.0010
+        top, edge = y_line + 0.0110, y_line + 0.0012
     else:
-        top, edge = y_line - 0.0100, y_line - 0.0018
+        top, edge = y_line - 0.0100, y_line - 0.0026
     cross = [(0.5 * t, top), (0.5 * t, edge + 0.25 * (top - edge)), (0.25 * t, edge),
              (-0.25 * t, edge), (-0.5 * t, edge + 0.25 * (top - edge)), (-0.5 * t, top)]
     verts = []
@@ -126,6 +132,63 @@ def _build_teeth(y_line: float, z_front: float, upper: bool, offset: int):
         faces.append((c0, offset + m1, offset + m))
         faces.append((c1, last + m, last + m1))
     return np.concatenate([verts, ends]), faces
+
+
+def _lid_rings(m: np.ndarray, ec: np.ndarray, upper: np.ndarray, g: np.ndarray,
+               p: OpenHeadParams) -> list:
+    """Rings behind one eye's margin loop `m`: the rim's front, the lash tips, the lash roots and
+    the rim's inner edge against the eyeball (each ring (n, 3))."""
+    rel = m - ec
+    rho = np.linalg.norm(rel, axis=1, keepdims=True)
+    rh = rel / rho
+    up = np.array([0.0, 1.0, 0.0]) - rh[:, 1:2] * rh  # towards the brow along the lid
+    up /= np.linalg.norm(up, axis=1, keepdims=True)
+    front = m - 0.0004 * rh
+    # lashes: upper ones up and out, lower ones down and out; clumped by a ripple in |x|
+    ripple = 1.0 + 0.12 * np.cos(2 * np.pi * np.abs(m[:, 0]) / 0.0017)
+    length = np.where(upper, p.lash_upper, p.lash_lower) * np.maximum(g, 0.12) * ripple
+    along = np.where(upper[:, None], 0.92 * rh + 0.40 * up, 0.90 * rh - 0.44 * up)
+    tips = front + length[:, None] * along
+    roots = m - 0.0007 * rh
+    inner = ec + rh * (p.eyeball_radius + p.lid_rim_gap)
+    return [front, tips, roots, inner]
+
+
+def _build_lid_rims(skin: Skin, p: OpenHeadParams, offset: int):
+    """Lid thickness and eyelashes: each eye's margin turns in to the eyeball, lashes on the way.
+
+    Returns vertices, faces, face groups, and for each new vertex the margin vertex it follows and
+    the scale of that vertex's offsets it takes (its distance from the eye centre over the
+    margin's, so a lid rotation about the eye centre carries the rim exactly)."""
+    verts, faces, groups, src, scale = [], [], [], [], []
+    ring_groups = ("skin", "lashes", "lashes", "skin")
+    n0 = offset
+    for right in (False, True):
+        loop = eye_loop(skin, right)
+        n = len(loop)
+        m = skin.pos[loop]
+        ec = np.asarray(p.eye_centre) * [-1.0 if right else 1.0, 1.0, 1.0]
+        upper = skin.side[loop] == 1
+        n_up = int(upper.sum())
+        g = np.zeros(n)
+        g[1:n_up + 1] = np.sin(np.pi * np.arange(1, n_up + 1) / (n_up + 1)) ** 0.75
+        n_lo = n - n_up - 2
+        g[n_up + 2:] = np.sin(np.pi * np.arange(1, n_lo + 1) / (n_lo + 1)) ** 0.75
+        rings = _lid_rings(m, ec, upper, g, p)
+        idx = [loop] + [n0 + k * n + np.arange(n) for k in range(len(rings))]
+        for a, b, grp in zip(idx[:-1], idx[1:], ring_groups):
+            for k in range(n):
+                k1 = (k + 1) % n
+                faces += [(a[k1], a[k], b[k]), (a[k1], b[k], b[k1])]
+                groups += [FACE_GROUPS.index(grp)] * 2
+        rho_m = np.linalg.norm(m - ec, axis=1)
+        for r in rings:
+            verts.append(r)
+            src.append(loop)
+            scale.append(np.linalg.norm(r - ec, axis=1) / rho_m)
+        n0 += len(rings) * n
+    return (np.concatenate(verts), faces, np.array(groups, dtype=np.int8), np.concatenate(src),
+            np.concatenate(scale))
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,10 +309,12 @@ def _add_eyeballs(parts: _Parts, p: OpenHeadParams) -> list:
         ec = np.asarray(p.eye_centre) * [sgn, 1, 1]
         ev, ef, _pol = ellipsoid_mesh(ec, (p.eyeball_radius,) * 3, 24, 0, n, EYE_POLAR_DEG)
         ef = fix_winding(ev, ef, n)
-        fpol = np.degrees(np.arccos(np.clip((ev[np.asarray(ef) - n].mean(1) - ec)[:, 2]
-                                            / p.eyeball_radius, -1, 1)))
-        grp = np.where(fpol < 10, FACE_GROUPS.index("pupil"),
-                       np.where(fpol < 30, FACE_GROUPS.index("iris"),
+        # a face's angle from the front pole is its farthest vertex's, so the pupil's and the
+        # iris's edges follow eyeball rings (EYE_POLAR_DEG holds both edges) and stay round
+        vpol = np.degrees(np.arccos(np.clip((ev - ec)[:, 2] / p.eyeball_radius, -1, 1)))
+        fpol = vpol[np.asarray(ef) - n].max(1)
+        grp = np.where(fpol < PUPIL_DEG + 0.5, FACE_GROUPS.index("pupil"),
+                       np.where(fpol < IRIS_DEG + 0.5, FACE_GROUPS.index("iris"),
                                 FACE_GROUPS.index("eye_white")))
         parts.add(ev, ef, grp.astype(np.int8), np.zeros(len(ev)))
         eye_rng.append((n, n + len(ev)))
@@ -260,7 +325,7 @@ def _lbs_weights(v: np.ndarray, n_skin: int, wjaw: np.ndarray, eye_rng: list) ->
     """(V, 5) skinning weights: global (neck cut), neck, jaw, and each eye for its eyeball."""
     nv = len(v)
     w_glob = np.zeros(nv)
-    w_glob[:n_skin] = 1.0 - smoothstep(-0.175, -0.125, v[:n_skin, 1])
+    w_glob[:n_skin] = 1.0 - smoothstep(P.neck_cut_y + 0.006, P.neck_cut_y + 0.044, v[:n_skin, 1])
     wjaw *= 1.0 - w_glob
     lbs = np.zeros((nv, 5))
     lbs[:, 0] = w_glob
@@ -314,10 +379,15 @@ def build_open_head(params: OpenHeadParams = P) -> HeadModel:
     parts.add(skin.pos, skin.faces, _skin_face_groups(skin, p), _skin_jaw_weight(skin, xc, Y, U, p))
     n_bag0 = _add_mouth_parts(parts, skin, y_line)
     eye_rng = _add_eyeballs(parts, p)
+    rim_v, rim_f, rim_g, rim_src, rim_scale = _build_lid_rims(skin, p, parts.n)
+    n_rim0 = parts.add(rim_v, rim_f, rim_g, np.zeros(len(rim_v)))
     v = np.concatenate(parts.verts)
     lbs = _lbs_weights(v, len(skin.pos), np.concatenate(parts.wjaw), eye_rng)
+    lbs[n_rim0:] = lbs[rim_src]
     mirror = mirror_map(v)
-    exp = expression_dirs(ch_left, v, len(skin.pos), n_bag0, mouth_loop(skin), mirror, p)
+    followers = (np.arange(n_rim0, len(v)), rim_src, rim_scale)
+    exp = expression_dirs(ch_left, v, len(skin.pos), n_bag0, mouth_loop(skin), mirror, p,
+                          followers)
     return _head_model(skin, p, v, parts, exp, lbs, mirror)
 
 

@@ -79,14 +79,65 @@ def _wrap_lids(pts: np.ndarray, p: OpenHeadParams) -> np.ndarray:
     return np.where((pts[..., 2] > 0.02)[..., None], q, pts)
 
 
+def _ray_dirs(E: np.ndarray, u: np.ndarray) -> np.ndarray:
+    return np.stack([np.cos(E) * np.sin(u)[None], np.sin(E), np.cos(E) * np.cos(u)[None]], axis=-1)
+
+
+def _neck_rows(E: np.ndarray, u: np.ndarray, p: OpenHeadParams) -> None:
+    """Spread the first row segment per column from the latitude whose ray meets the neck exactly
+    at the cut up to the segment's top, so the neck is covered evenly down to a clean cut."""
+    n0 = p.rows[0][2]
+    c = np.asarray(p.centre)
+    lo = np.full(len(u), -89.0 * DEG)
+    hi = np.full(len(u), p.rows[0][1] * DEG)
+    for _ in range(24):  # the cast point's height falls as the latitude falls
+        mid = 0.5 * (lo + hi)
+        below = cast(_ray_dirs(mid[None], u), c)[0, :, 1] < p.neck_cut_y
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    e_cut = 0.5 * (lo + hi)
+    t = np.linspace(0.0, 1.0, n0)[:, None] ** 2  # rays graze the throat: rows close there
+    E[:n0] = e_cut[None] + (E[n0 - 1][None] - e_cut[None]) * t
+
+
+def _flare_collar(grid: np.ndarray, p: OpenHeadParams) -> None:
+    """Widen the neck towards the cut: the shoulders' start to the sides, chest and nape front
+    and back."""
+    t = smoothstep(p.collar_top, p.neck_cut_y, grid[..., 1]) ** 1.6
+    axis_z = -0.016
+    grid[..., 0] *= 1.0 + p.collar_flare_x * t
+    grid[..., 2] = axis_z + (grid[..., 2] - axis_z) * (1.0 + p.collar_flare_z * t)
+
+
 def _lip_rows(e: np.ndarray, u: np.ndarray, i_m: int, p: OpenHeadParams) -> np.ndarray:
     """Latitude per (row, column): rows near the mouth converge at the corners like lips do."""
     uc = p.mouth_corner_deg * DEG
     au = np.abs(u)
     t = np.where(au < uc, (au / uc) ** 2, 1.0 - smoothstep(uc, uc + 14 * DEG, au))
-    k = np.abs(np.arange(len(e)) - i_m)
-    h = np.clip(1.0 - k / p.lip_rows, 0.0, 1.0)
-    return e[i_m] + (e - e[i_m])[:, None] * (1.0 - p.lip_taper * t[None] * h[:, None])
+    k_up = np.arange(len(e)) - i_m
+    k = np.abs(k_up)
+    # the vermilion rows meet at the corners; the rows beyond them fan out again by lip_rows
+    nv = np.where(k_up > 0, p.upper_lip_rows, p.lower_lip_rows)
+    h = np.clip((p.lip_rows - k) / np.maximum(p.lip_rows - nv, 1), 0.0, 1.0)
+    E = e[i_m] + (e - e[i_m])[:, None] * (1.0 - p.lip_taper * t[None] * h[:, None])
+    # Cupid's bow: the upper lip's rows rise towards two peaks either side of a central dip, most
+    # at the vermilion border row, fading to nothing by the last lip row and at the corners
+    s = au / uc
+    bow = (p.bow_peak_deg * np.exp(-((s - 0.24) / 0.14) ** 2)
+           - p.bow_dip_deg * np.exp(-(s / 0.10) ** 2)) * DEG * (s < 1.0)
+    nb = p.upper_lip_rows
+    fade = np.clip((p.lip_rows - k_up) / (p.lip_rows - nb), 0, 1)
+    w = np.where(k_up <= 0, 0.0, np.minimum(k_up / nb, fade))
+    return E + w[:, None] * bow[None]
+
+
+def _lip_border_ridges(grid, dirs, i_m: int, xc: float, p: OpenHeadParams) -> None:
+    """Raise the vermilion borders (the rows where lip colour meets skin) into a soft white roll."""
+    taper = 1.0 - smoothstep(0.75, 1.05, np.abs(grid[i_m, :, 0]) / xc)
+    for row, height in ((i_m + p.upper_lip_rows, p.border_ridge), (i_m - p.lower_lip_rows,
+                                                                   0.6 * p.border_ridge)):
+        for di, f in ((0, 1.0), (-1, 0.35), (1, 0.35)):
+            grid[row + di] += dirs[row + di] * (height * f * taper)[:, None]
 
 
 def build_skin(p: OpenHeadParams) -> Skin:
@@ -94,9 +145,11 @@ def build_skin(p: OpenHeadParams) -> Skin:
     nr, nc = len(e), len(u)
     c = np.asarray(p.centre)
     E = _lip_rows(e, u, i_m, p)
-    dirs = np.stack([np.cos(E) * np.sin(u)[None], np.sin(E), np.cos(E) * np.cos(u)[None]], axis=-1)
+    _neck_rows(E, u, p)
+    dirs = _ray_dirs(E, u)
     grid = cast(dirs, c)
     grid[0, :, 1] = p.neck_cut_y  # clean horizontal cut (the neck is vertical there)
+    _flare_collar(grid, p)
     grid = _wrap_lids(grid, p)
     pole = cast(np.array([[0.0, 1.0, 0.0]]), c)[0]
 
@@ -106,6 +159,7 @@ def build_skin(p: OpenHeadParams) -> Skin:
     for di, f in ((0, 1.0), (-1, 0.3), (1, 0.3)):
         depth = p.crease_depth * f * taper * (1.0 - 0.3 * (grid[i_m, :, 0] / xc) ** 2)
         grid[i_m + di] -= dirs[i_m + di] * depth[:, None]
+    _lip_border_ridges(grid, dirs, i_m, xc, p)
 
     jm0 = int(np.argmin(np.abs(u + p.mouth_corner_deg * DEG)))
     jm1 = int(np.argmin(np.abs(u - p.mouth_corner_deg * DEG)))
@@ -176,10 +230,25 @@ def rotate_about_eye(pts, theta, p: OpenHeadParams, right: bool):
     return ec + rot_x(pts - ec, theta)
 
 
+def _crease_lids(skin: Skin, g: np.ndarray, up: np.ndarray, p: OpenHeadParams, right: bool) -> None:
+    """Upper lid crease and the fold above it: radial offsets by row above the margin (a rotation
+    about the eye centre keeps them, so the lid opens and blinks with its crease)."""
+    k = skin.row - skin.i_eye
+    offset = np.zeros(len(k))
+    for row, dr in enumerate(p.lid_crease, start=1):
+        offset[k == row] = dr
+    sel = up & (g > 0) & (offset != 0)
+    ec = np.asarray(p.eye_centre) * np.array([-1.0 if right else 1.0, 1.0, 1.0])
+    rel = skin.closed[sel] - ec
+    rho = np.linalg.norm(rel, axis=1, keepdims=True)
+    skin.closed[sel] = ec + rel * (1.0 + (g[sel] * offset[sel])[:, None] / rho)
+
+
 def open_eyes(skin: Skin, p: OpenHeadParams) -> None:
-    """Rest pose: rotate the lids from their closed (slit) position to open."""
+    """Rest pose: crease the upper lids, then rotate the lids from closed (slit) to open."""
     for right in (False, True):
         g, fu, fl = eye_angles(skin, p, right)
+        _crease_lids(skin, g, fu > 0, p, right)
         th = g * (p.lid_upper_open_deg * fu - p.lid_lower_open_deg * fl) * DEG
         sel = th != 0
         skin.pos[sel] = rotate_about_eye(skin.closed[sel], th[sel], p, right)
@@ -217,5 +286,16 @@ def rest_gap(x, xc, p: OpenHeadParams):
 def mouth_loop(skin: Skin) -> np.ndarray:
     """Vertex indices round the mouth slit: corner, upper lip edge, other corner, lower lip edge."""
     i, (j0, j1) = skin.i_mouth, skin.mouth_cols
+    return np.concatenate([[skin.below[i, j0]], skin.above[i, j0 + 1:j1], [skin.below[i, j1]],
+                           skin.below[i, j1 - 1:j0:-1]])
+
+
+def eye_loop(skin: Skin, right: bool) -> np.ndarray:
+    """Vertex indices round one eye's slit, in mouth_loop's order: corner, upper lid margin, other
+    corner, lower lid margin."""
+    i, (j0, j1) = skin.i_eye, skin.eye_cols
+    if right:
+        mid = int(np.argmin(np.abs(skin.u)))
+        j0, j1 = 2 * mid - j1, 2 * mid - j0
     return np.concatenate([[skin.below[i, j0]], skin.above[i, j0 + 1:j1], [skin.below[i, j1]],
                            skin.below[i, j1 - 1:j0:-1]])

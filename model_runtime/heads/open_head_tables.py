@@ -30,7 +30,8 @@ from typing import NamedTuple
 import numpy as np
 
 HEAD_ID = "open_head_v1"
-FACE_GROUPS = ("skin", "lips", "brows", "mouth", "teeth", "tongue", "eye_white", "iris", "pupil")
+FACE_GROUPS = ("skin", "lips", "brows", "mouth", "teeth", "tongue", "eye_white", "iris", "pupil",
+               "lashes")
 DEG = np.pi / 180.0
 
 
@@ -40,9 +41,14 @@ class OpenHeadParams:
     displacements are in LEFT_CHANNELS."""
 
     centre: tuple = (0.0, -0.010, 0.0)  # rays are cast from here
-    neck_cut_y: float = -0.190
+    neck_cut_y: float = -0.162
+    # the neck's base flares into the start of the shoulders (x) and the chest and nape (z) from
+    # collar_top down to the cut, so the bust ends in a clean collar rather than a tube
+    collar_top: float = -0.105
+    collar_flare_x: float = 0.40
+    collar_flare_z: float = 0.12
     # latitude rows: (from_deg, to_deg, points) segments, bottom to top
-    rows: tuple = ((-74, -50, 6), (-50, -37, 7), (-37, -19, 19), (-19, -1, 13), (-1, 20, 17),
+    rows: tuple = ((-74, -50, 8), (-50, -37, 7), (-37, -19, 19), (-19, -1, 13), (-1, 20, 17),
                    (20, 46, 9), (46, 84, 6))
     # longitude columns on one side: (to_deg, points) segments from 0 to 180
     cols: tuple = ((45, 35), (75, 11), (180, 15))
@@ -52,10 +58,13 @@ class OpenHeadParams:
     mouth_corner_deg: float = 17.0
     rest_gap: float = 0.0010  # lips apart at the centre at rest
     lip_rows: int = 9  # grid rows on each side of the mouth that taper towards the corners
-    lip_taper: float = 0.7
-    upper_lip_rows: int = 4  # vermilion height in rows
-    lower_lip_rows: int = 5
+    lip_taper: float = 0.9
+    upper_lip_rows: int = 5  # vermilion height in rows
+    lower_lip_rows: int = 4
     crease_depth: float = 0.0025
+    bow_peak_deg: float = 0.55  # Cupid's bow: the upper vermilion border's peaks either side
+    bow_dip_deg: float = 0.35  # and its central dip, as latitude shifts of the border row
+    border_ridge: float = 0.0005  # the white roll along the vermilion borders (outward)
     # eyes
     eye_centre: tuple = (0.031, 0.000, 0.056)  # left eye; the right one is its mirror
     eyeball_radius: float = 0.011
@@ -64,9 +73,15 @@ class OpenHeadParams:
     lid_upper_open_deg: float = 28.0  # upper lid travel from closed to rest
     lid_lower_open_deg: float = 10.0
     lid_rows_upper: int = 10
+    # radial offsets of the upper lid's rows 1, 2, ... above the margin: the crease, then the fold
+    lid_crease: tuple = (0.0, 0.0, -0.0006, -0.0009, -0.0002, 0.0010, 0.0020)
     lid_rows_lower: int = 4
     eye_inner_deg: float = 62.0  # horizontal half-angles of the corners around the eye
     eye_outer_deg: float = 70.0
+    # lid thickness: the margin turns in towards the eyeball, ending this far outside it
+    lid_rim_gap: float = 0.0015
+    lash_upper: float = 0.0048  # eyelash length at the middle of the upper and lower lids
+    lash_lower: float = 0.0022
     # jaw
     jaw_joint: tuple = (0.0, -0.012, -0.004)
     neck_joint: tuple = (0.0, -0.085, -0.018)
@@ -79,7 +94,8 @@ P = OpenHeadParams()
 # mouth bag rings behind the lips: (depth behind the lips, half height, width scale, jaw weight)
 BAG_RINGS = ((0.003, 0.004, 1.00, 0.75), (0.008, 0.011, 1.12, 0.90), (0.018, 0.015, 1.25, 1.0),
              (0.038, 0.014, 1.15, 0.9), (0.058, 0.009, 0.75, 0.6))
-EYE_POLAR_DEG = (7, 13, 20, 27, 33, 45, 60, 75, 90, 110, 130, 150, 170)  # eyeball rings
+PUPIL_DEG, IRIS_DEG = 10.0, 30.0  # edges of the pupil and the iris, from the eyeball's front pole
+EYE_POLAR_DEG = (5, 10, 16, 23, 30, 36, 45, 60, 75, 90, 110, 130, 150, 170)  # eyeball rings
 
 
 # --------------------------------------------------------------------------------------------

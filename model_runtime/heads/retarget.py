@@ -42,7 +42,8 @@ LANDMARK_WEIGHT = 250.0
 MOUTH_WEIGHT = 6.0  # extra weight at the mouth centre, falling off over MOUTH_RADIUS
 MOUTH_RADIUS = 0.7  # mouth widths
 MAX_FACE_POINTS = 3000  # face vertices used per head (evenly thinned beyond; keeps the fit quick)
-NON_FACE_GROUPS = ("mouth", "teeth", "tongue", "eye_white", "iris", "pupil")  # open-head groups
+NON_FACE_GROUPS = ("mouth", "teeth", "tongue", "eye_white", "iris", "pupil",  # open-head groups
+                   "lashes")
 
 _ARKIT_SPELLINGS = set(ARKIT_BLENDSHAPES) | set(OPEN_HEAD_CHANNELS)
 
