@@ -77,12 +77,4 @@ def draw_face_life(layout, context) -> None:
 
 CLASSES = (EMOTE_OT_rebake_take,)
 
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

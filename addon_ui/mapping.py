@@ -205,12 +205,4 @@ def draw_mapping(layout, context) -> None:
 CLASSES = (EMOTE_UL_mapping, EMOTE_OT_mapping_fill, EMOTE_OT_mapping_preset,
            EMOTE_OT_mapping_save, EMOTE_OT_mapping_load, EMOTE_OT_mapping_row)
 
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

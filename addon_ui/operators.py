@@ -502,13 +502,10 @@ CLASSES = (EMOTE_OT_generate, EMOTE_OT_cancel, EMOTE_OT_setup_runtime, EMOTE_OT_
            EMOTE_OT_export_gltf, EMOTE_OT_export_fbx)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+register, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 
 def unregister() -> None:
     _ACTIVE.clear()
     runtime_client.shutdown_server()
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -177,12 +177,4 @@ class EMOTE_PT_sequencer_mapping(_Sidebar, bpy.types.Panel):
 CLASSES = (EMOTE_UL_takes, EMOTE_PT_view3d, EMOTE_PT_view3d_takes, EMOTE_PT_view3d_mapping,
            EMOTE_PT_sequencer, EMOTE_PT_sequencer_takes, EMOTE_PT_sequencer_mapping)
 
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -149,9 +149,11 @@ def _switch_take(obj, _context):
 CLASSES = (EmoteMappingRow, EmoteCharacter, EmoteSettings, EmoteTake)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.Scene.emote = PointerProperty(type=EmoteSettings)
     bpy.types.Object.emote = PointerProperty(type=EmoteCharacter)
     bpy.types.Object.emote_takes = CollectionProperty(type=EmoteTake)
@@ -164,5 +166,4 @@ def unregister() -> None:
     del bpy.types.Object.emote_takes
     del bpy.types.Object.emote
     del bpy.types.Scene.emote
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()
