@@ -231,11 +231,8 @@ def official_arch(sizes: dict, cfg_values: dict, attention: str = TRAINED) -> di
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _list(items: list) -> str:
