@@ -2,7 +2,8 @@
 jaw opening at open-vowel centres, for the model or the procedural teacher.
 
     python bench/face_visibility.py --model default|DIR | --teacher [--head HEAD.npz]
-        [--vis-clips 2] [--frames 4] [--limit 30] [--gains 1,1.5,2,3] [--out DIR] [--json OUT]
+        [--vis-clips 2] [--frames 4] [--limit 30] [--gains 1.5,2,3] [--offset-gains 1.5,2,3]
+        [--out DIR] [--json OUT]
 
 1. **Emotion pixel visibility.** For each emotion the same speech (the first --vis-clips dev
    clips) is animated at intensity 1 with that emotion and with neutral: same speaking style,
@@ -19,7 +20,9 @@ jaw opening at open-vowel centres, for the model or the procedural teacher.
 3. **--gains** (teacher only, an experiment; the shipped teacher is unchanged): the teacher's
    emotion patterns (teacher.EMOTION_PATTERNS) scaled by each gain in this process, rendered
    the same way, to find the gain per emotion that reaches the 3% target (channels stay clipped
-   to [0, 1] as in the teacher).
+   to [0, 1] as in the teacher). **--offset-gains** (model or teacher) instead scales each
+   emotion take's difference from the neutral take, channels and jaw, unclipped: how much larger
+   the expression would have to be on this head, beyond what channels capped at 1 reach.
 """
 
 from __future__ import annotations
@@ -177,8 +180,13 @@ class Renderer:
         return img[0, 0]
 
 
-def visibility(render: Renderer, head, clips, anim, frames: int, out: Path | None) -> dict:
-    """Per emotion: the changed share of all pixels and of head pixels at each picked frame."""
+def visibility(render: Renderer, head, clips, anim, frames: int, out: Path | None,
+               offset_gain: float = 1.0) -> dict:
+    """Per emotion: the changed share of all pixels and of head pixels at each picked frame.
+
+    offset_gain scales the emotion take's difference from the neutral take (channels and jaw,
+    unclipped: the mesh offset, as the head's shapes are linear in their channels).
+    """
     res = {e: {"all": [], "head": []} for e in EMOTIONS[1:]}
     for c in clips:
         ne, nj = anim(head, c, "neutral")
@@ -186,6 +194,7 @@ def visibility(render: Renderer, head, clips, anim, frames: int, out: Path | Non
         ref = {k: render(ne[k], nj[k], _save(out, c, "neutral", k)) for k in picks}
         for emo in EMOTIONS[1:]:
             ee, ej = anim(head, c, emo)
+            ee, ej = ne + offset_gain * (ee - ne), nj + offset_gain * (ej - nj)
             for k in picks:
                 img = render(ee[k], ej[k], _save(out, c, emo, k))
                 bg = render.background_rgb(ref[k])
@@ -219,6 +228,13 @@ def gain_sweep(render: Renderer, head, clips, args, gains) -> dict:
     return out
 
 
+def offset_sweep(render: Renderer, head, clips, anim, args, gains) -> dict:
+    """Mean changed share (all pixels) per emotion with the emotion-minus-neutral offset scaled."""
+    return {g: {e: float(np.mean(v["all"])) for e, v in
+                visibility(render, head, clips, anim, args.frames, None, offset_gain=g).items()}
+            for g in gains}
+
+
 # ---------------------------------------------------------------- report
 
 def print_visibility(res: dict) -> None:
@@ -245,9 +261,9 @@ def print_jaw(stats: dict, n_clips: int) -> None:
               f"{j['above']:>7.2f}{d['median']:>12.2f}{d['p10']:>7.2f}{d['p90']:>7.2f}")
 
 
-def print_gains(sweep: dict) -> None:
+def print_gains(sweep: dict, title: str) -> None:
     gains = list(sweep)
-    print("\nteacher emotion-pattern gain sweep: mean % of all pixels changed (experiment)")
+    print(f"\n{title}: mean % of all pixels changed (experiment)")
     print(f"{'emotion':<11}" + "".join(f"{'x' + format(g, 'g'):>8}" for g in gains)
           + "  first gain >= 3%")
     for emo in EMOTIONS[1:]:
@@ -269,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=4, help="frames rendered per clip")
     ap.add_argument("--limit", type=int, default=30, help="dev clips for the jaw figures")
     ap.add_argument("--gains", default=None, help="teacher only: comma list of pattern gains")
+    ap.add_argument("--offset-gains", default=None,
+                    help="comma list of gains on the emotion take's offset from neutral")
     ap.add_argument("--skip-render", action="store_true", help="only the jaw figures")
     ap.add_argument("--out", default=None, help="also keep the renders here")
     ap.add_argument("--json", default=None, help="also write the figures here")
@@ -301,7 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.gains:
             gains = [float(g) for g in args.gains.split(",")]
             report["gains"] = gain_sweep(render, head, clips[:args.vis_clips], args, gains)
-            print_gains(report["gains"])
+            print_gains(report["gains"], "teacher emotion-pattern gain sweep (clipped to [0, 1])")
+        if args.offset_gains:
+            gains = [float(g) for g in args.offset_gains.split(",")]
+            report["offset_gains"] = offset_sweep(render, head, clips[:args.vis_clips], anim,
+                                                  args, gains)
+            print_gains(report["offset_gains"], "emotion offset gain sweep (unclipped)")
         print(f"\n{render.n} renders")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=float))
