@@ -121,8 +121,11 @@ def _read_csv(path: Path, emotion: str, intensity: float, style: str | None) -> 
         return out
 
 
-def make_request(line: BatchLine, fps: float, model: str, n_samples_16k: int) -> dict:
-    """A runtime request (DESIGN.md contract) for one line with a constant emotion."""
+def make_request(line: BatchLine, fps: float, model: str, n_samples_16k: int,
+                 face: dict | None = None) -> dict:
+    """A runtime request (DESIGN.md contract) for one line with a constant emotion; `face`
+    adds its `alive` and `strengths` fields (cli.face_fields; absent: no blinks, gaze or head
+    motion)."""
     from .conditions import EMOTIONS
 
     if line.emotion not in EMOTIONS:
@@ -135,7 +138,7 @@ def make_request(line: BatchLine, fps: float, model: str, n_samples_16k: int) ->
         "audio": line.audio, "audio_start_s": line.start_s, "audio_end_s": end,
         "fps": fps, "frame_count": frames, "model": model, "identity": line.style,
         "emotion": {"names": [line.emotion], "weights": [[1.0]] * frames},
-        "intensity": [float(line.intensity)] * frames,
+        "intensity": [float(line.intensity)] * frames, **(face or {}),
     }
 
 
@@ -153,7 +156,8 @@ def model_fingerprint(model: str) -> tuple[str, str]:
     return model_id, digest.hexdigest()
 
 
-def line_settings(line: BatchLine, fps: float, model_id: str, model_hash: str) -> dict:
+def line_settings(line: BatchLine, fps: float, model_id: str, model_hash: str,
+                  face: dict | None = None) -> dict:
     """Everything that decides a line's result; a rerun with other settings redoes the line."""
     try:
         st = os.stat(line.audio)
@@ -164,7 +168,7 @@ def line_settings(line: BatchLine, fps: float, model_id: str, model_hash: str) -
             "model_sha256": model_hash, "fps": float(fps), "emotion": line.emotion,
             "intensity": float(line.intensity), "style": line.style,
             "start_s": float(line.start_s), "end_s": None if line.end_s is None
-            else float(line.end_s)}
+            else float(line.end_s), **({"face": face} if face else {})}
 
 
 def result_settings(path: Path) -> dict | None:
@@ -240,7 +244,7 @@ def _run_line(line: BatchLine, out_dir: str, fps: float, model: str, settings: d
     out = Path(out_dir) / f"{line.name}.npz"
     try:
         samples = load_audio(line.audio, line.start_s, line.end_s)
-        run_request(make_request(line, fps, model, len(samples)), out,
+        run_request(make_request(line, fps, model, len(samples), settings.get("face")), out,
                     extra={SETTINGS_KEY: np.array(json.dumps(settings, sort_keys=True))})
         status, kind, message = "done", "", ""
     except EmoteInputError as exc:
@@ -276,7 +280,7 @@ def _raise_interrupt(signum, _frame):
 
 def run_batch(lines: list[BatchLine], out_dir: str | Path, fps: float = 30.0, model: str = "default",
               jobs: int | None = None, progress=None, retry_failed: bool = False,
-              say=None) -> list[dict]:
+              say=None, face: dict | None = None) -> list[dict]:
     """Generate the lines that need it; rebuild the report; return this run's rows.
 
     Done lines (same settings) are skipped; lines whose result was made with other settings are
@@ -295,7 +299,7 @@ def run_batch(lines: list[BatchLine], out_dir: str | Path, fps: float = 30.0, mo
         raise cannot_write(out_dir / REPORT_NAME, exc) from exc
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     model_id, model_hash = model_fingerprint(model)
-    settings = {ln.name: line_settings(ln, fps, model_id, model_hash) for ln in lines}
+    settings = {ln.name: line_settings(ln, fps, model_id, model_hash, face) for ln in lines}
     todo, changes = [], {}
     for ln in lines:
         clean_stale_temps(out_dir / f"{ln.name}.npz")  # left by a killed earlier run
@@ -406,8 +410,10 @@ def main(args) -> int:
 
     retry = bool(getattr(args, "retry_failed", False))
     try:
+        from .cli import face_fields
+
         rows = run_batch(lines, args.out, args.fps, args.model, args.jobs, progress,
-                         retry_failed=retry)
+                         retry_failed=retry, face=face_fields(args))
     except (BatchInterrupted, KeyboardInterrupt) as exc:
         rows = getattr(exc, "rows", [])
         status = _final_status(lines, args)

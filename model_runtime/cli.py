@@ -85,8 +85,13 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
                    help="start of the part of the audio to use, in seconds. Default: 0")
     g.add_argument("--end", type=_non_negative_float, default=None, metavar="S",
                    help="end of the part of the audio to use, in seconds. Default: end of file")
-    life = p.add_argument_group(
-        "blinks, gaze and head motion (AUDIO form; a --request gives them in its 'alive' field)")
+    _add_face_arguments(p, "AUDIO form; a --request gives them in its 'alive' and "
+                             "'strengths' fields")
+
+
+def _add_face_arguments(p: argparse.ArgumentParser, where: str) -> None:
+    """Blinks, gaze, head motion and the strength controls (generate's AUDIO form and batch)."""
+    life = p.add_argument_group(f"blinks, gaze and head motion ({where})")
     for flag, what in (("blinks", "blinks"), ("gaze", "eye saccades and fixations"),
                        ("head-motion", "head sway and nods")):
         life.add_argument(f"--{flag}", type=_strength, default=1.0, metavar="0..2",
@@ -96,8 +101,7 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
     life.add_argument("--seed", type=_non_negative_int, default=0,
                       help="random seed of blinks, gaze and head motion: the same seed gives the "
                            "same take. Default: 0")
-    tune = p.add_argument_group("strength controls (AUDIO form; a --request gives them in its "
-                                "'strengths' field)")
+    tune = p.add_argument_group(f"strength controls ({where})")
     tune.add_argument("--upper-face", type=_strength, default=1.0, metavar="0..2",
                       help="scale of brows, lids and nose (not the blinks). Default: 1")
     tune.add_argument("--lower-face", type=_strength, default=1.0, metavar="0..2",
@@ -108,6 +112,18 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
     tune.add_argument("--smoothing", type=_smoothing, default=0.0, metavar="S",
                       help="temporal smoothing of expression and jaw, a Gaussian of this many "
                            "seconds (0 to 0.25). Default: 0")
+
+
+def face_fields(args: argparse.Namespace) -> dict:
+    """The request's `alive` and `strengths` fields from _add_face_arguments' options."""
+    return {
+        "alive": {"blinks": 0.0 if args.no_blinks else args.blinks,
+                  "gaze": 0.0 if args.no_gaze else args.gaze,
+                  "head_motion": 0.0 if args.no_head_motion else args.head_motion,
+                  "seed": args.seed},
+        "strengths": {"upper_face": args.upper_face, "lower_face": args.lower_face,
+                      "lip_closure": args.lip_closure, "smoothing": args.smoothing},
+    }
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -145,12 +161,7 @@ def _request_from_args(args: argparse.Namespace) -> dict:
         "audio": args.audio, "audio_start_s": args.start, "audio_end_s": args.end,
         "fps": args.fps, "frame_count": None, "model": args.model, "identity": args.style,
         "emotion": {"names": names, "weights": [weights]}, "intensity": [args.intensity],
-        "alive": {"blinks": 0.0 if args.no_blinks else args.blinks,
-                  "gaze": 0.0 if args.no_gaze else args.gaze,
-                  "head_motion": 0.0 if args.no_head_motion else args.head_motion,
-                  "seed": args.seed},
-        "strengths": {"upper_face": args.upper_face, "lower_face": args.lower_face,
-                      "lip_closure": args.lip_closure, "smoothing": args.smoothing},
+        **face_fields(args),
     }
 
 
@@ -246,6 +257,7 @@ def _configure_batch(p: argparse.ArgumentParser) -> None:
                         "lines done with other settings are redone on a plain rerun")
     p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                    help="jsonl: JSON lines on stdout; otherwise a bar on a terminal")
+    _add_face_arguments(p, "every line")
 
 
 def _run_batch(args: argparse.Namespace) -> int:

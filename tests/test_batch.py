@@ -105,7 +105,10 @@ def test_batch_skips_corrupt_file_and_resumes(tmp_path, tiny_model):
     assert all(rows[n]["status"] == "done" for n in done)
     assert not (out / "broken.npz").exists()
     results = {n: np.load(out / f"{n}.npz") for n in done}
-    assert results["a"]["exp"].shape == (30, 6) and results["scene2__b"]["exp"].shape == (39, 6)
+    # the tiny model's 6 channels, plus eyeBlink_L/R appended for the blinks (face life is on)
+    channels = 6 + 2
+    assert results["a"]["exp"].shape == (30, channels)
+    assert results["scene2__b"]["exp"].shape == (39, channels)
     assert float(results["a"]["fps"]) == 30.0
     # Same audio, other emotion: the per-line emotion from the CSV reached the network.
     assert np.abs(results["a_happy"]["exp"] - results["a_sad"]["exp"]).max() > 1e-4
@@ -228,3 +231,21 @@ def test_retry_failed_retries_only_the_failed_lines(tmp_path, tiny_model):
     assert (out / "a.npz").stat().st_mtime_ns == stamp
     rows = {r["name"]: r["status"] for r in read_report(out / batch.REPORT_NAME)}
     assert rows == {"a": "done", "broken": "done", "new": "not done"}
+
+
+def test_batch_lines_get_blinks_gaze_and_head_motion_like_generate(tmp_path, tiny_model):
+    """Face life is on by default, as for `generate`; the switches turn it off, and a rerun with
+    other face settings redoes the lines."""
+    speech_like(tmp_path / "lines" / "a.wav", 2.0, seed=3)
+    out = tmp_path / "out"
+    common = (str(tmp_path / "lines"), "--out", str(out), "--model", str(tiny_model), "--jobs",
+              "1", "--progress", "jsonl", "--fps", "25")
+    assert run_cli(*common).returncode == 0
+    with np.load(out / "a.npz") as z:
+        assert np.abs(z["head"]).max() > 0 and np.abs(z["gaze"]).max() > 0
+    proc = run_cli(*common, "--no-blinks", "--no-gaze", "--no-head-motion")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.splitlines()[-1])["generated"] == 1  # redone, not skipped
+    assert "Redoing 1 line(s)" in proc.stderr
+    with np.load(out / "a.npz") as z:
+        assert not np.any(z["head"]) and not np.any(z["gaze"])
