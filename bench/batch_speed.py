@@ -69,6 +69,8 @@ def main(argv=None) -> int:
                                                 "when installed)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--jobs", type=int, default=None)
+    ap.add_argument("--no-face-life", action="store_true",
+                    help="lines without blinks, gaze and head motion (the default has them)")
     ap.add_argument("--keep", default=None, help="keep the lines and results in this folder")
     args = ap.parse_args(argv)
     tts = args.tts or ("flite" if shutil.which("flite") else "none")
@@ -96,6 +98,8 @@ def main(argv=None) -> int:
            "--model", model, "--progress", "none"]
     if args.jobs:
         cmd += ["--jobs", str(args.jobs)]
+    if args.no_face_life:
+        cmd += ["--no-blinks", "--no-gaze", "--no-head-motion"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
