@@ -210,7 +210,7 @@ LEFT_CHANNELS = (
         Move(FWD, (-0.0016, "x_over_xc", _MOUTH_SLIDE)),
     )),
     Channel("mouthSmile_L", "the corner pulls up and back, the cheek bunches", (
-        Move((0.0120, 0.0150, -0.0066), (Corner(0.015),)),
+        Move((0.0120, 0.0150, -0.0066), (Corner(0.011),)),
         Move((0.0013, 0.0075, 0.0044), (Spot(0.036, -0.034, 0.0135), "front")),
     )),
     Channel("mouthFrown_L", "the corner pulls down", (
