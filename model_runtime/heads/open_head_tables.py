@@ -259,7 +259,7 @@ LEFT_CHANNELS = (
         Move((-0.0050, -0.0085, 0.0016), (G("x", 0.016, at=0.028), G("y", 0.013, at=0.019), "front",
                                           Ramp("y", 0.0, 0.014))),
         Move((0.0, -0.0033, 0.0012), (G("x", 0.008, at=0.014), G("y", 0.011, at=0.016), "front")),
-        Move(FWD, (0.0030, G("x", 0.006, at=0.010), G("y", 0.006, at=0.014), "front")),
+        Move(FWD, (0.0040, G("x", 0.006, at=0.010), G("y", 0.006, at=0.014), "front")),
     )),
     Channel("browInnerUp", "the inner brows rise and the skin above them bunches", (
         Move(UP, (0.0150, G("ax", 0.020, at=0.013), G("y", 0.020, at=0.024), "front",
@@ -280,7 +280,7 @@ LEFT_CHANNELS = (
     Channel("noseSneer_L", "the nostril and the side of the nose lift and wrinkle", (
         Move((0.0017, 0.0140, 0.0026), (Spot(0.013, -0.030, 0.010), _NOSE_SIDE)),
         Move((0.0, 0.0046, 0.0), (Spot(0.009, -0.004, 0.009), _NOSE_SIDE)),
-        Move(FWD, (0.0030, Spot(0.012, -0.014, 0.007), _NOSE_SIDE)),
+        Move(FWD, (0.0040, Spot(0.012, -0.014, 0.007), _NOSE_SIDE)),
     )),
     Channel("eyeBlink_L", "the lids close exactly", (
         Move("blink", ()),
@@ -288,7 +288,7 @@ LEFT_CHANNELS = (
     Channel("eyeSquint_L", "the lower lid rises, the upper drops, the skin at the outer corner bunches", (
         Turn(("lid_shape", Mix(((20.0, "lid_lower_near"), (-10.0, "lid_upper"))), DEG)),
         Move(X, (-0.0015, Spot(0.049, 0.0, 0.012), "front")),
-        Move(FWD, (0.0020, Spot(0.050, -0.004, 0.008), "front")),
+        Move(FWD, (0.0030, Spot(0.050, -0.004, 0.008), "front")),
     )),
     Channel("eyeWide_L", "the upper lid opens wide, the brow lifts a little", (
         Turn(("lid_shape", Mix(((15.6, "lid_upper"), (-3.9, "lid_lower"))), DEG)),
