@@ -236,6 +236,34 @@ def test_left_right_channels_mirror(head):
 BROWS = ("browDown_L", "browDown_R", "browInnerUp", "browOuterUp_L", "browOuterUp_R")
 
 
+# the least each emotion-carrying shape moves the skin at weight 1, in mm (issue 16 part 1: at
+# full intensity an emotion must change >= 3% of a 512 px front render; the shipped model drives
+# these channels well below 1, so the shapes must be the full ARKit expression at 1)
+EMOTION_SHAPE_MM = {"mouthSmile_L": 15.0, "mouthFrown_L": 12.0, "mouthDimple_L": 8.0,
+                    "mouthStretch_L": 9.0, "browDown_L": 9.0, "browInnerUp": 10.0,
+                    "browOuterUp_L": 8.0, "noseSneer_L": 10.0, "cheekSquint_L": 8.0}
+
+
+def test_emotion_shapes_are_full_expressions(head):
+    d = np.linalg.norm(head.exp_dirs, axis=1)
+    for name, mm in EMOTION_SHAPE_MM.items():
+        assert d[:, head.exp_names.index(name)].max() * 1000 >= mm, name
+
+
+def test_lowered_brows_leave_the_eyes_open(head):
+    """browDown at 1 lowers the brow hard but the upper lid follows only partly: the eye stays
+    open (lid gap over half the rest gap at the eye's centre column)."""
+    def lids_and_brow(weights):
+        v = _pose(head, weights)
+        gap = v[head.landmark("eyelid_upper_left"), 1] - v[head.landmark("eyelid_lower_left"), 1]
+        return gap, v[head.landmark("brow_inner_left"), 1], v[head.landmark("brow_outer_left"), 1]
+
+    gap0, inner0, outer0 = lids_and_brow(None)
+    gap, inner, outer = lids_and_brow({"browDown_L": 1.0})
+    assert inner0 - inner >= 0.006 and outer0 - outer >= 0.004
+    assert gap >= 0.5 * gap0
+
+
 def test_channels_strong_and_local(head):
     v = head.v_template
     d = np.linalg.norm(head.exp_dirs, axis=1)  # (V, E)

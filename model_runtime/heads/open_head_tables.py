@@ -176,7 +176,7 @@ _ROLL_UPPER = ("U", G("x", 0.017), G("Y", 0.0065))
 _PRESS_LEFT = Ramp("x", -0.012, 0.012)
 _LIP_LEFT = G("x", 0.011, at=0.011)
 _PUFF = (G("ax", 0.013, at=0.040), G("y", 0.016, at=-0.055), "front")
-_CHEEK_SQUINT = (G("x", 0.012, at=0.037), G("y", 0.009, at=-0.018), "front")
+_CHEEK_SQUINT = (G("x", 0.019, at=0.037), G("y", 0.014, at=-0.018), "front")
 _NOSE_SIDE = Ramp("z", 0.04, 0.06)
 
 LEFT_CHANNELS = (
@@ -210,18 +210,18 @@ LEFT_CHANNELS = (
         Move(FWD, (-0.0016, "x_over_xc", _MOUTH_SLIDE)),
     )),
     Channel("mouthSmile_L", "the corner pulls up and back, the cheek bunches", (
-        Move((0.0055, 0.0068, -0.0030), (Corner(0.011),)),
-        Move((0.0006, 0.0034, 0.0020), (Spot(0.036, -0.034, 0.010), "front")),
+        Move((0.0120, 0.0150, -0.0066), (Corner(0.011),)),
+        Move((0.0013, 0.0075, 0.0044), (Spot(0.036, -0.034, 0.0135), "front")),
     )),
     Channel("mouthFrown_L", "the corner pulls down", (
-        Move((0.0010, -0.0048, -0.0005), (Corner(0.010, offset=(0.002, -0.004, -0.002)),)),
-        Move(UP, (-0.0012, Spot(0.018, -0.090, 0.012), "front")),
+        Move((0.0035, -0.0168, -0.0018), (Corner(0.015, offset=(0.002, -0.004, -0.002)),)),
+        Move(UP, (-0.0042, Spot(0.018, -0.090, 0.014), "front")),
     )),
     Channel("mouthDimple_L", "the corner pulls back into a dimple", (
-        Move((0.0022, 0.0003, -0.0035), (Corner(0.008),)),
+        Move((0.0055, 0.0008, -0.0088), (Corner(0.0104),)),
     )),
     Channel("mouthStretch_L", "the corner pulls out, the lower lip down", (
-        Move((0.0055, -0.0020, -0.0010), (Corner(0.012),)),
+        Move((0.0099, -0.0036, -0.0018), (Corner(0.012),)),
         Move(UP, (-0.0015, "L", G("x", 0.010, at=0.015), G("Y", 0.008))),
     )),
     Channel("mouthRollLower", "the lower lip rolls in over the teeth", (
@@ -254,38 +254,45 @@ LEFT_CHANNELS = (
         Move(FWD, (0.0008, _LIP_LEFT, "U", G("Y", 0.009))),
         Move(UP, (0.0010, Spot(0.020, -0.040, 0.006), "front")),
     )),
-    Channel("browDown_L", "the brow lowers and draws in", (
-        Move((-0.0018, -0.0042, 0.0008), ("brow",)),
-        Move((0.0, -0.0015, 0.0005), (G("x", 0.008, at=0.014), G("y", 0.008, at=0.016), "front")),
+    Channel("browDown_L", "the brow lowers hard and draws in, the skin between the brows bunches; "
+            "the upper lid follows only partly", (
+        Move((-0.0050, -0.0085, 0.0016), (G("x", 0.016, at=0.028), G("y", 0.013, at=0.019), "front",
+                                          Ramp("y", 0.0, 0.014))),
+        Move((0.0, -0.0033, 0.0012), (G("x", 0.008, at=0.014), G("y", 0.011, at=0.016), "front")),
+        Move(FWD, (0.0040, G("x", 0.006, at=0.010), G("y", 0.006, at=0.014), "front")),
     )),
-    Channel("browInnerUp", "the inner brows rise", (
-        Move(UP, (0.0055, G("ax", 0.012, at=0.013), G("y", 0.014, at=0.022), "front")),
+    Channel("browInnerUp", "the inner brows rise and the skin above them bunches", (
+        Move(UP, (0.0150, G("ax", 0.020, at=0.013), G("y", 0.020, at=0.024), "front",
+                  Ramp("y", -0.004, 0.014))),
+        Move(FWD, (0.0050, G("ax", 0.010, at=0.012), G("y", 0.008, at=0.030), "front")),
     )),
     Channel("browOuterUp_L", "the outer brow rises", (
-        Move(UP, (0.0050, G("x", 0.012, at=0.046), G("y", 0.013, at=0.020), "front")),
+        Move(UP, (0.0090, G("x", 0.012, at=0.046), G("y", 0.013, at=0.020), "front")),
     )),
     Channel("cheekPuff", "the cheeks blow out", (
         Move("out", (0.006, _PUFF)),
         Move((0.0, 0.0, 1.0), (0.001, ("mouth", "front"))),
     )),
-    Channel("cheekSquint_L", "the cheek rises under the eye, and the lower lid with it", (
-        Move((0.0, 0.0030, 0.0012), _CHEEK_SQUINT),
-        Turn(("lid_shape", 5.0, "lid_lower", DEG)),
+    Channel("cheekSquint_L", "the cheek rises and bunches under the eye; the lower lid turns up with it", (
+        Move((0.0, 0.0105, 0.0042), _CHEEK_SQUINT + (Ramp("y", -0.003, -0.013),)),
+        Turn(("lid_shape", 8.0, "lid_lower", DEG)),
     )),
-    Channel("noseSneer_L", "the nostril and the side of the nose lift", (
-        Move((0.0004, 0.0032, 0.0006), (Spot(0.013, -0.030, 0.008), _NOSE_SIDE)),
-        Move((0.0, 0.0012, 0.0), (Spot(0.009, -0.004, 0.007), _NOSE_SIDE)),
+    Channel("noseSneer_L", "the nostril and the side of the nose lift and wrinkle", (
+        Move((0.0017, 0.0140, 0.0026), (Spot(0.013, -0.030, 0.010), _NOSE_SIDE)),
+        Move((0.0, 0.0046, 0.0), (Spot(0.009, -0.004, 0.009), _NOSE_SIDE)),
+        Move(FWD, (0.0040, Spot(0.012, -0.014, 0.007), _NOSE_SIDE)),
     )),
     Channel("eyeBlink_L", "the lids close exactly", (
         Move("blink", ()),
     )),
-    Channel("eyeSquint_L", "the lower lid rises, the upper drops a little", (
-        Turn(("lid_shape", Mix(((10.0, "lid_lower_near"), (-5.0, "lid_upper"))), DEG)),
-        Move(X, (-0.0009, Spot(0.049, 0.0, 0.006), "front")),
+    Channel("eyeSquint_L", "the lower lid rises, the upper drops, the skin at the outer corner bunches", (
+        Turn(("lid_shape", Mix(((20.0, "lid_lower_near"), (-10.0, "lid_upper"))), DEG)),
+        Move(X, (-0.0015, Spot(0.049, 0.0, 0.012), "front")),
+        Move(FWD, (0.0030, Spot(0.050, -0.004, 0.008), "front")),
     )),
     Channel("eyeWide_L", "the upper lid opens wide, the brow lifts a little", (
-        Turn(("lid_shape", Mix(((12.0, "lid_upper"), (-3.0, "lid_lower"))), DEG)),
-        Move(UP, (0.0010, "brow")),
+        Turn(("lid_shape", Mix(((15.6, "lid_upper"), (-3.9, "lid_lower"))), DEG)),
+        Move(UP, (0.0013, "brow")),
     )),
 )
 
