@@ -12,6 +12,7 @@ network class it reuses).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -96,7 +97,11 @@ def eval_classifier(head, corpus: str, cache: Path, n_seq: int = 240, steps: int
     sub = metrics.subset_head(head, face_vertices(head))
     clf = EmotionClassifier(in_dim=sub.num_vertices * 3)
     wfile, meta = cache / "model.safetensors", cache / "meta.json"
-    if wfile.is_file() and json.loads(meta.read_text()).get("head_id") == head.head_id:
+    # A head rebuilt under the same id (e.g. stronger shapes) needs a new recogniser.
+    shape = hashlib.sha256(np.ascontiguousarray(head.v_template).tobytes()
+                           + np.ascontiguousarray(head.exp_dirs).tobytes()).hexdigest()
+    known = json.loads(meta.read_text()) if wfile.is_file() and meta.is_file() else {}
+    if known.get("head_id") == head.head_id and known.get("head_sha256") == shape:
         clf.load_state_dict(load_file(str(wfile)))
         clf.eval()
         return clf, sub
@@ -118,7 +123,8 @@ def eval_classifier(head, corpus: str, cache: Path, n_seq: int = 240, steps: int
         acc = float(np.mean([int(clf(torch.from_numpy(x)[None]).argmax()) == e for x, e in held]))
     cache.mkdir(parents=True, exist_ok=True)
     save_file(clf.state_dict(), str(wfile))
-    meta.write_text(json.dumps({"head_id": head.head_id, "seed": EVAL_SEED, "sequences": n_seq,
+    meta.write_text(json.dumps({"head_id": head.head_id, "head_sha256": shape,
+                                "seed": EVAL_SEED, "sequences": n_seq,
                                 "steps": steps, "held_out_accuracy": acc, "corpus": corpus,
                                 "split": "val voices", "train_s": round(time.time() - t0, 1)}))
     print(f"evaluation classifier: held-out teacher accuracy {acc:.3f} "
