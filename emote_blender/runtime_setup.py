@@ -46,25 +46,31 @@ def requirements_file(root: Path | None = None) -> Path:
     return (root or extension_root()) / "model_runtime" / "requirements.txt"
 
 
+def _pins(root: Path | None) -> list[tuple[str, bool]]:
+    """(requirement, marked `# optional`) for each pin of requirements.txt, in file order."""
+    out = []
+    for ln in requirements_file(root).read_text("utf-8").splitlines():
+        req, _, comment = ln.partition("#")
+        if req.strip():
+            out.append((req.strip(), comment.strip().lower().startswith("optional")))
+    return out
+
+
 def pinned_requirements(root: Path | None = None) -> list[str]:
     """The runtime's pinned pip requirements, e.g. ['torch==2.13.0', 'numpy==1.26.4', ...]."""
-    lines = requirements_file(root).read_text("utf-8").splitlines()
-    return [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()]
+    return [req for req, _ in _pins(root)]
 
 
 def optional_packages(root: Path | None = None) -> set[str]:
     """Names of the pinned packages marked `# optional` (matplotlib: the main job's plot); a
     set-up made without them, or with another version of them, still counts as ready."""
-    lines = requirements_file(root).read_text("utf-8").splitlines()
-    return {_package(ln.split("#")[0]) for ln in lines
-            if "#" in ln and ln.split("#", 1)[1].strip().lower().startswith("optional")}
+    return {_package(req) for req, optional in _pins(root) if optional}
 
 
 def required_requirements(root: Path | None = None) -> list[str]:
     """The pins a runtime must hold: all but the optional ones. A set-up is ready when it has
     these; a bundled zip carries exactly these (scripts/build_extension.py)."""
-    optional = optional_packages(root)
-    return [r for r in pinned_requirements(root) if _package(r) not in optional]
+    return [req for req, optional in _pins(root) if not optional]
 
 
 def _package(requirement: str) -> str:
@@ -161,10 +167,12 @@ def setup_state(folder: str | Path) -> str:
     info = ready_info(folder)
     if info is None:
         return "missing"
-    optional = optional_packages()
+    pins = _pins(None)  # read once: the panel asks on every redraw
+    optional = {_package(req) for req, opt in pins if opt}
     reqs = info.get("requirements")
     same = (isinstance(reqs, list)
-            and [r for r in map(str, reqs) if _package(r) not in optional] == required_requirements()
+            and [r for r in map(str, reqs) if _package(r) not in optional]
+            == [req for req, opt in pins if not opt]
             and info.get("python") == list(sys.version_info[:2]))
     return "ready" if same else "outdated"
 
