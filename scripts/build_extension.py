@@ -131,7 +131,9 @@ def bundled_requirements(root: Path = ROOT) -> list[str]:
     """The pins a bundled zip carries: the runtime's required ones (runtime_setup), so not those
     marked `# optional` (matplotlib: only the command-line main job's curve plot uses it, never
     the panel, and it warns and skips the plot without it; it would add about 24 MiB a zip)."""
-    sys.path.insert(0, str(ROOT / "scripts" / "devpath"))  # this checkout as the package emote
+    devpath = str(ROOT / "scripts" / "devpath")  # this checkout as the package emote
+    if devpath not in sys.path:
+        sys.path.insert(0, devpath)
     from emote.emote_blender.runtime_setup import required_requirements
 
     return required_requirements(root)

@@ -12,7 +12,7 @@ so that `python -m emote.emote_blender.main_job`, subprocesses given PYTHONPATH 
 multiprocessing's spawned workers all find it too. pytest gets it from pyproject's
 `pythonpath`, `./run demo` and `./run batch-job` from PYTHONPATH, bench/ and scripts/ put it
 on sys.path themselves. The runtime process needs none of this: it runs
-`python -m model_runtime` with the extension root on PYTHONPATH (runtime_client.runtime_env).
+`python -m model_runtime` with the extension root on PYTHONPATH (emote_blender/runtime_env.py).
 """
 
 import importlib.util
