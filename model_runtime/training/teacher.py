@@ -37,28 +37,30 @@ def _sym(**kw: float) -> dict[str, float]:
 
 
 # Viseme per phone: (jaw radians, channel targets). Jaw angles are for a neutral style at normal
-# loudness; JAW_OPEN_FULL_RAD (0.45) is a wide-open mouth. The rounded vowels and W carry strong
+# loudness; JAW_OPEN_FULL_RAD (0.45) is a wide-open mouth. The vowels' angles are 30% above the
+# first table's (AA was 0.20): students trained on it opened open vowels to a median jawOpen of
+# 0.22, a mouth that hovered half open. The rounded vowels and W carry strong
 # funnel and pucker (the mouth narrows to about 0.83 of the spread vowels' width): a student
 # regresses toward the mean, so the teacher rounds more than the student should end up doing.
 _VISEMES: dict[str, tuple[float, dict[str, float]]] = {
     "SIL": (0.0, {}),
     # vowels
-    "AA": (0.20, _sym(mouthLowerDown=0.30, mouthUpperUp=0.12)),
-    "AE": (0.17, _sym(mouthLowerDown=0.30, mouthUpperUp=0.15, mouthStretch=0.30)),
-    "AH": (0.15, _sym(mouthLowerDown=0.22, mouthUpperUp=0.08)),
-    "AO": (0.17, {**_sym(mouthLowerDown=0.20), "mouthFunnel": 0.35, "mouthPucker": 0.10}),
-    "AW": (0.18, {**_sym(mouthLowerDown=0.25), "mouthFunnel": 0.30, "mouthPucker": 0.15}),
-    "AY": (0.18, _sym(mouthLowerDown=0.25, mouthUpperUp=0.10, mouthStretch=0.15)),
-    "EH": (0.14, _sym(mouthLowerDown=0.22, mouthUpperUp=0.10, mouthStretch=0.22)),
-    "ER": (0.10, {**_sym(mouthLowerDown=0.18, mouthUpperUp=0.10), "mouthFunnel": 0.35,
+    "AA": (0.26, _sym(mouthLowerDown=0.30, mouthUpperUp=0.12)),
+    "AE": (0.22, _sym(mouthLowerDown=0.30, mouthUpperUp=0.15, mouthStretch=0.30)),
+    "AH": (0.20, _sym(mouthLowerDown=0.22, mouthUpperUp=0.08)),
+    "AO": (0.22, {**_sym(mouthLowerDown=0.20), "mouthFunnel": 0.35, "mouthPucker": 0.10}),
+    "AW": (0.23, {**_sym(mouthLowerDown=0.25), "mouthFunnel": 0.30, "mouthPucker": 0.15}),
+    "AY": (0.23, _sym(mouthLowerDown=0.25, mouthUpperUp=0.10, mouthStretch=0.15)),
+    "EH": (0.18, _sym(mouthLowerDown=0.22, mouthUpperUp=0.10, mouthStretch=0.22)),
+    "ER": (0.13, {**_sym(mouthLowerDown=0.18, mouthUpperUp=0.10), "mouthFunnel": 0.35,
                   "mouthPucker": 0.20}),
-    "EY": (0.12, _sym(mouthLowerDown=0.20, mouthUpperUp=0.12, mouthStretch=0.30)),
-    "IH": (0.10, _sym(mouthLowerDown=0.20, mouthUpperUp=0.12, mouthStretch=0.25)),
-    "IY": (0.09, _sym(mouthLowerDown=0.22, mouthUpperUp=0.15, mouthStretch=0.40, mouthSmile=0.12)),
-    "OW": (0.13, {**_sym(mouthLowerDown=0.15), "mouthFunnel": 0.78, "mouthPucker": 0.52}),
-    "OY": (0.15, {**_sym(mouthLowerDown=0.18), "mouthFunnel": 0.45, "mouthPucker": 0.25}),
-    "UH": (0.10, {**_sym(mouthLowerDown=0.15), "mouthFunnel": 0.45, "mouthPucker": 0.58}),
-    "UW": (0.09, {**_sym(mouthLowerDown=0.18, mouthUpperUp=0.05), "mouthFunnel": 0.52,
+    "EY": (0.16, _sym(mouthLowerDown=0.20, mouthUpperUp=0.12, mouthStretch=0.30)),
+    "IH": (0.13, _sym(mouthLowerDown=0.20, mouthUpperUp=0.12, mouthStretch=0.25)),
+    "IY": (0.12, _sym(mouthLowerDown=0.22, mouthUpperUp=0.15, mouthStretch=0.40, mouthSmile=0.12)),
+    "OW": (0.17, {**_sym(mouthLowerDown=0.15), "mouthFunnel": 0.78, "mouthPucker": 0.52}),
+    "OY": (0.20, {**_sym(mouthLowerDown=0.18), "mouthFunnel": 0.45, "mouthPucker": 0.25}),
+    "UH": (0.13, {**_sym(mouthLowerDown=0.15), "mouthFunnel": 0.45, "mouthPucker": 0.58}),
+    "UW": (0.12, {**_sym(mouthLowerDown=0.18, mouthUpperUp=0.05), "mouthFunnel": 0.52,
                   "mouthPucker": 1.00}),
     # consonants
     "P": (0.01, {**_sym(mouthPress=0.50), "mouthRollLower": 0.10, "mouthRollUpper": 0.10}),
@@ -124,16 +126,18 @@ STYLE_PARAMS: dict[str, dict[str, float]] = {
 }
 STYLES: tuple[str, ...] = tuple(STYLE_PARAMS)
 
-# Whole-face emotion patterns at intensity 1 (channel -> value).
+# Whole-face emotion patterns at intensity 1 (channel -> value). Sad and disgusted are stronger
+# than the first table (browInnerUp 0.75, noseSneer 0.70): at 512 px their students changed
+# under 3% of the frame against neutral, too little to read at a glance.
 EMOTION_PATTERNS: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {**_sym(mouthSmile=0.70, cheekSquint=0.50, eyeSquint=0.30, mouthDimple=0.20)},
-    "sad": {**_sym(mouthFrown=0.55, eyeBlink=0.22, browOuterUp=0.0), "browInnerUp": 0.75,
-            "mouthShrugLower": 0.30},
+    "sad": {**_sym(mouthFrown=0.55, eyeBlink=0.30, browOuterUp=0.0), "browInnerUp": 1.00,
+            "mouthShrugLower": 0.40},
     "surprised": {**_sym(browOuterUp=0.75, eyeWide=0.75), "browInnerUp": 0.60},
     "fear": {**_sym(browOuterUp=0.30, eyeWide=0.60, mouthStretch=0.45, browDown=0.15),
              "browInnerUp": 0.75},
-    "disgusted": {**_sym(noseSneer=0.70, mouthUpperUp=0.30, browDown=0.45, eyeSquint=0.40,
+    "disgusted": {**_sym(noseSneer=0.90, mouthUpperUp=0.45, browDown=0.55, eyeSquint=0.50,
                          mouthFrown=0.30, cheekSquint=0.25), "mouthShrugUpper": 0.25},
     "angry": {**_sym(browDown=0.85, eyeSquint=0.35, noseSneer=0.25, mouthFrown=0.20,
                      mouthPress=0.25)},
