@@ -321,7 +321,7 @@ def _mux_with_ffmpeg(ffmpeg: str, folder: Path, scene, out_path: Path, audio, st
 
 
 def contact_sheet(frames: list[Path], out: Path, max_tiles: int = 12, cols: int = 4) -> Path:
-    """Tile up to `max_tiles` evenly spaced rendered frames into one PNG."""
+    """Tile up to `max_tiles` evenly spaced rendered frames into one PNG, `cols` per row."""
     import bpy
 
     pick = [frames[int(round(i))] for i in np.linspace(0, len(frames) - 1,
@@ -334,7 +334,10 @@ def contact_sheet(frames: list[Path], out: Path, max_tiles: int = 12, cols: int 
         bpy.data.images.remove(img)
     h, w = tiles[0].shape[:2]
     rows = math.ceil(len(tiles) / cols)
-    sheet = np.ones((rows * h, cols * w, 4), dtype=np.float32)
+    # cells past the last frame take the first frame's corner colour (the render background),
+    # not white, so a short last row reads as empty space rather than a failed render
+    sheet = np.empty((rows * h, cols * w, 4), dtype=np.float32)
+    sheet[:] = tiles[0][0, 0]
     for k, t in enumerate(tiles):
         r, c = divmod(k, cols)
         sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = t

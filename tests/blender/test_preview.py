@@ -16,7 +16,7 @@ SIZE = 48
 
 
 @pytest.fixture
-def head_scene():
+def head_scene(installed):
     from bl_ext.user_default.emote.emote_blender import heads, preview
     from bl_ext.user_default.emote.emote_blender.main_job import load_head_model
 
@@ -104,3 +104,9 @@ def test_fallback_frames_and_contact_sheet_hold_both_views(head_scene, tmp_path)
     assert tuple(img.size) == (4 * w, SIZE)
     bpy.data.images.remove(img)
     assert not list(tmp_path.glob(".sheet.png.*"))
+    # a short last row: the empty cell is the render's background colour, not a white tile
+    img = bpy.data.images.load(str(preview.contact_sheet(frames, tmp_path / "gap.png", cols=3)))
+    gap = np.array(img.pixels[:]).reshape(SIZE, 6 * w, 4)[::-1]
+    bpy.data.images.remove(img)
+    assert np.allclose(gap[:, 4 * w:, :3], left[0, 0], atol=2 / 255)
+    assert gap[:, 4 * w:, :3].max() < 0.95
