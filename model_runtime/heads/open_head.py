@@ -236,7 +236,8 @@ def _landmarks(skin: Skin, p: OpenHeadParams) -> dict:
 
 
 def _skin_face_groups(skin: Skin, p: OpenHeadParams) -> np.ndarray:
-    """Lips and brows among the skin faces, chosen by grid quad so their outlines follow the rows."""
+    """Lips and brows among the skin faces: lips by grid quad, so their outline follows the rows;
+    brows by quad centre against an arched, tapering band, so they step across the rows."""
     nr, nc = skin.below.shape
     n_quads = (nr - 1) * nc
     q = np.arange(len(skin.faces)) // 2
@@ -245,18 +246,30 @@ def _skin_face_groups(skin: Skin, p: OpenHeadParams) -> np.ndarray:
     jm0, jm1 = skin.mouth_cols
     cols = (j >= jm0) & (j < jm1)
     lips = grid & cols & (i >= skin.i_mouth - p.lower_lip_rows) & (i < skin.i_mouth + p.upper_lip_rows)
-    # brows: a band two rows high above each eye, one row at the outer tail
-    mid = int(np.argmin(np.abs(skin.u)))
-    jb = int(np.argmin(np.abs(skin.u - np.arctan2(0.030, 0.085))))
-    i_b = int(np.argmin(np.abs(skin.pos[skin.below[:, jb], 1] - 0.0175)))
-    x = np.abs(skin.pos[skin.below[np.clip(i, 0, nr - 1), j], 0]
-               + skin.pos[skin.below[np.clip(i, 0, nr - 1), (j + 1) % nc], 0]) * 0.5
-    x = np.where(np.abs(j - mid) < nc // 4, x, 1.0)
-    brows = grid & (x > 0.012) & (x < 0.056) & (i >= i_b) & (i <= i_b + np.where(x > 0.046, 0, 1))
+    # brows: the grid quads whose centres fall in an arched band that tapers to the tail
+    tri = skin.pos[np.asarray(skin.faces)].mean(1)  # (F, 3) triangle centres
+    quad = np.repeat(tri[:2 * n_quads].reshape(n_quads, 2, 3).mean(1), 2, axis=0)
+    quad = np.concatenate([quad, tri[2 * n_quads:]])  # (F, 3): each triangle's quad centre
+    front = grid & (np.abs(j - int(np.argmin(np.abs(skin.u)))) < nc // 4)
+    brows = front & _in_brow(np.abs(quad[:, 0]), quad[:, 1])
     grp = np.zeros(len(skin.faces), dtype=np.int8)
     grp[lips] = FACE_GROUPS.index("lips")
     grp[brows] = FACE_GROUPS.index("brows")
     return grp
+
+
+BROW_X = (0.012, 0.056)  # inner head and tail of each brow, m from the midline
+
+
+def _in_brow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether points (|x|, y in m, head frame) lie on a brow: a band whose centre rises from
+    18.5 mm at the head to 21 mm at 60% of its length and falls to 17 mm at the tail, 5.2 mm
+    thick at the head and 2 mm at the tail (a flat band of rows read as a strip of tape)."""
+    s = (x - BROW_X[0]) / (BROW_X[1] - BROW_X[0])
+    rise = 0.0185 + 0.0025 * np.sin(0.5 * np.pi * np.clip(s / 0.6, 0.0, 1.0))
+    centre = np.where(s <= 0.6, rise, 0.021 - 0.004 * np.clip((s - 0.6) / 0.4, 0.0, 1.0) ** 1.5)
+    half = 0.0026 - 0.0016 * np.clip(s, 0.0, 1.0)
+    return (s >= 0.0) & (s <= 1.0) & (np.abs(y - centre) <= half)
 
 
 def _group(name: str, n_faces: int) -> np.ndarray:
