@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import importlib.util
 import json
 import sys
 import traceback
@@ -235,11 +234,6 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _configure_batch(p: argparse.ArgumentParser) -> None:
-    if importlib.util.find_spec(".batch", __package__) is not None:
-        module = importlib.import_module(".batch", __package__)
-        if hasattr(module, "add_arguments"):
-            module.add_arguments(p)
-            return
     p.add_argument("inputs", nargs="+",
                    help="audio files, folders of them, .txt lists (one path per line) or .csv "
                         "files (columns: audio, name, emotion, intensity, style, start, end)")
