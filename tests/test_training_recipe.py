@@ -15,7 +15,7 @@ import pytest
 
 from emote.model_runtime.training import plan as plan_module
 from emote.model_runtime.training import train_default
-from emote.model_runtime.training.recipe import SHIPPED, STAGES
+from emote.model_runtime.training.recipe import FINE_TUNE_CORPUS, SHIPPED, STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,20 +61,102 @@ def test_the_scripts_command_resolves_to_what_the_old_script_passed(tmp_path):
     assert not _plan(["--data", str(data), "--no-game"]).recipe.use_game_corpus
 
 
-def test_recipe_matches_the_shipped_checkpoints_record():
-    p = json.loads((ROOT / "model_runtime/default_model/config.json").read_text())["provenance"]
-    r = SHIPPED
+def _assert_record_is(p: dict, r) -> None:
+    """One phase's training record `p` holds the settings of recipe `r`."""
     assert p["batch"] == r.batches() and p["lr"] == r.learning_rates()
     assert p["loss_weights_stage2"] == r.stage2_weights.as_dict()
     assert p["window_frames"] == r.window_frames and p["cache_variants"] == r.teacher_variants
-    assert p["flint_kl_weight"] == r.flint_kl_weight
-    assert p["gap_weight_stage1"] == r.stage1_gap_weight
-    assert p["width_weight_stage1"] == r.stage1_width_weight
+    # a fine-tune trains these three, each until its steps or its share of the budget ended
+    assert set(p["steps"]) == {"lip_reader", "emotion_classifier", "stage2"}
+    for k, n in p["steps"].items():
+        assert 0 < n <= r.cpu_steps()[k]
+    assert p["steps"]["stage2"] >= 0.8 * r.cpu_steps()["stage2"]
+    assert f"--minutes-budget {r.minutes_budget:g} " in p["command"]
+    assert f"--closure-weight {r.stage2_weights.closed:g}" in p["command"]
+
+
+def test_recipe_matches_the_shipped_checkpoints_record():
+    """The shipped checkpoint is the base, then each fine-tune in turn: every phase's record
+    (the shipped one and the init_from chain inside it) holds that phase's recipe."""
+    p = json.loads((ROOT / "model_runtime/default_model/config.json").read_text())["provenance"]
+    phases = [p]
+    while "init_from" in phases[-1]:
+        phases.append(phases[-1]["init_from"]["provenance"])
+    base, *fine = phases[::-1]
+    assert len(fine) == len(SHIPPED.fine_tunes)
+    for n, rec in enumerate(fine, 1):
+        _assert_record_is(rec, SHIPPED.fine_tune(n))
+        assert rec["trained_on"]["heldout_utterances"] > 0  # validated on held-out speakers
+        assert set(rec["trained_on"]["sources"]) == {"asterisk", "game"}
+    r = SHIPPED
+    assert base["batch"] == r.batches() and base["lr"] == r.learning_rates()
+    assert base["loss_weights_stage2"] == r.stage2_weights.as_dict()
+    assert base["flint_kl_weight"] == r.flint_kl_weight
+    assert base["gap_weight_stage1"] == r.stage1_gap_weight
+    assert base["width_weight_stage1"] == r.stage1_width_weight
     # every stage ran its CPU steps except FLINT, which its time share ended first
-    assert {k: v for k, v in p["steps"].items() if k != "flint"} == {
+    assert {k: v for k, v in base["steps"].items() if k != "flint"} == {
         k: v for k, v in r.cpu_steps().items() if k != "flint"}
-    assert p["steps"]["flint"] < r.stages["flint"].cpu_steps
-    assert "--minutes-budget 105 " in p["command"] and "--closure-weight 16" in p["command"]
+    assert base["steps"]["flint"] < r.stages["flint"].cpu_steps
+    assert "--minutes-budget 105 " in base["command"] and "--closure-weight 16" in base["command"]
+
+
+def test_fine_tune_phases_resolve_their_folders_and_settings(tmp_path):
+    data = tmp_path / "data"
+    one = _plan(["--data", str(data), "--fine-tune", "1", "--device", "cpu"])
+    two = _plan(["--data", str(data), "--fine-tune", "2", "--device", "cpu"])
+    assert one.init_from == str(data / "base_model")
+    assert two.init_from == str(data / "fine_tune_1_model")
+    assert (two.corpus, two.work) == (data / "asterisk", data / "fine_tune_2_run")
+    for plan, f in ((one, SHIPPED.fine_tunes[0]), (two, SHIPPED.fine_tunes[1])):
+        assert plan.recipe.minutes_budget == f.minutes_budget
+        assert plan.steps["stage2"] == f.stage2_steps
+        assert plan.recipe.stage2_weights.closed == f.closed
+        assert plan.recipe.corpus == (FINE_TUNE_CORPUS,) and plan.recipe.use_game_corpus
+        # everything else is the base's recipe
+        assert plan.recipe.stage2_weights.gap == SHIPPED.stage2_weights.gap
+        assert plan.steps["lip_reader"] == SHIPPED.stages["lip_reader"].cpu_steps
+    # an option still overrides one value
+    own = _plan(["--data", str(data), "--fine-tune", "2", "--closure-weight", "5",
+                 "--minutes-budget", "7", "--device", "cpu"])
+    assert own.recipe.stage2_weights.closed == 5 and own.recipe.minutes_budget == 7
+    base = _plan(["--data", str(data), "--device", "cpu"])
+    assert base.recipe.stage2_weights.closed == SHIPPED.stage2_weights.closed
+    assert base.recipe.minutes_budget == SHIPPED.minutes_budget and base.init_from is None
+    for bad in (["--fine-tune", "1"], ["--data", str(data), "--fine-tune", "1", "--no-game"]):
+        with pytest.raises(SystemExit, match="--fine-tune trains on the game"):
+            _plan(bad)
+    with pytest.raises(SystemExit, match="--fine-tune 3: fine-tune 3: the recipe has 2"):
+        _plan(["--data", str(data), "--fine-tune", "3"])
+
+
+def test_fine_tune_builds_the_asterisk_prompts_and_needs_the_game(tmp_path, monkeypatch):
+    from emote.model_runtime.training import queen_data
+
+    builders = _Builders()
+    monkeypatch.setattr(train_default, "_run_module", builders)
+    data = tmp_path / "data"
+    monkeypatch.setattr(queen_data, "QUEEN_1C", tmp_path / "not_installed.1c")
+    plan = _plan(["--data", str(data), "--fine-tune", "1", "--device", "cpu"])
+    with pytest.raises(SystemExit, match="apt-get install flight-of-the-amazon-queen"):
+        train_default.build_corpora(plan)
+    assert builders.calls == []  # refused before building anything
+    game_file = tmp_path / "queen.1c"
+    game_file.write_bytes(b"")
+    monkeypatch.setattr(queen_data, "QUEEN_1C", game_file)
+    plan = _plan(["--data", str(data), "--fine-tune", "1", "--device", "cpu"])
+    train_default.build_corpora(plan)
+    assert builders.calls == [
+        ("model_runtime.training.corpus",
+         ["--out", str(data / "asterisk"), "--hours", "0.0", "--seed", "0", "--asterisk"], 0),
+        ("model_runtime.training.game_corpus", ["--out", str(data / "queen_corpus")], 10)]
+    assert plan.extra_corpora == [data / "queen_corpus"]
+
+
+def test_the_script_runs_the_base_then_each_fine_tune():
+    text = (ROOT / "scripts/train_default_model.sh").read_text()
+    assert '--no-game --out "$DATA/base_model"' in text
+    assert '--fine-tune "$n"' in text and "SHIPPED.fine_tunes" in text
 
 
 def test_options_default_to_the_recipe_and_override_one_value_each(capsys):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .recipe import SHIPPED, SMOKE, STAGES, Recipe
+from .recipe import FINE_TUNE_CORPUS, SHIPPED, SMOKE, STAGES, Recipe
 
 WEIGHTS = SHIPPED.stage2_weights  # the shipped stage-2 loss weights
 
@@ -40,7 +40,9 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     p.add_argument("--out", default="model_runtime/default_model", help="final checkpoint folder")
     p.add_argument("--cache", default=None, help="cache file (default <work>/cache.npz)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--minutes-budget", type=float, default=SHIPPED.minutes_budget)
+    p.add_argument("--minutes-budget", type=float, default=None,
+                   help=f"wall clock of the run (default {SHIPPED.minutes_budget:g}, or the "
+                        "fine-tune's own)")
     p.add_argument("--resume", action="store_true", help="continue from <work> (else it must be "
                    "empty or absent)")
     p.add_argument("--cache-only", action="store_true",
@@ -61,8 +63,9 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
                        ("width", "mouth-width")):
         p.add_argument(f"--{name}-weight", type=float, default=getattr(WEIGHTS, name),
                        help=f"stage-2 {what} loss weight")
-    p.add_argument("--closure-weight", type=float, default=WEIGHTS.closed,
-                   help="stage-2 extra weight of the lip-gap error where the teacher's lips touch")
+    p.add_argument("--closure-weight", type=float, default=None,
+                   help="stage-2 extra weight of the lip-gap error where the teacher's lips touch "
+                        f"(default {WEIGHTS.closed:g}, or the fine-tune's own)")
     p.add_argument("--stage1-width-weight", type=float, default=SHIPPED.stage1_width_weight,
                    help="stage-1 mouth-width loss weight")
     p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
@@ -71,6 +74,10 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     p.add_argument("--init-from", default=None,
                    help="checkpoint folder to fine-tune: skips FLINT and stage 1 and continues "
                         "with the lip reader, the emotion classifier and stage 2 from its weights")
+    p.add_argument("--fine-tune", type=int, default=0, metavar="N",
+                   help="with --data: fine-tune N of the recipe (1, 2, ...): from "
+                        "DATA/base_model (N=1) or DATA/fine_tune_<N-1>_model, on DATA/asterisk "
+                        "and DATA/queen_corpus, in DATA/fine_tune_<N>_run")
     p.add_argument("--smoke", action="store_true",
                    help="tiny architecture and batches (pipeline check, not a usable model)")
     p.add_argument("--log-every", type=int, default=20, help="progress line every N steps")
@@ -78,8 +85,15 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
 
 
 def resolve_recipe(args: argparse.Namespace) -> Recipe:
-    """The shipped recipe with the command line's overrides: the values this run uses."""
-    stages = dict(SHIPPED.stages)
+    """The shipped recipe (or its fine-tune `--fine-tune N`) with the command line's overrides:
+    the values this run uses."""
+    base = SHIPPED
+    if args.fine_tune:
+        try:
+            base = SHIPPED.fine_tune(args.fine_tune)
+        except ValueError as exc:
+            raise SystemExit(f"--fine-tune {args.fine_tune}: {exc}") from None
+    stages = dict(base.stages)
     for item in args.steps:
         name, _, n = item.partition("=")
         if name not in stages or not n.isdigit():
@@ -87,13 +101,21 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
                              f"{', '.join(STAGES)}")
         stages[name] = dataclasses.replace(stages[name], cpu_steps=int(n))
     recipe = dataclasses.replace(
-        SHIPPED, seed=args.seed, minutes_budget=args.minutes_budget,
+        base, seed=args.seed,
+        minutes_budget=base.minutes_budget if args.minutes_budget is None else args.minutes_budget,
         teacher_variants=args.variants, game_copies=args.game_copies,
         stage1_width_weight=args.stage1_width_weight, stages=stages,
         stage2_weights=dataclasses.replace(
             WEIGHTS, lip=args.lip_weight, emotion=args.emotion_weight, gap=args.gap_weight,
-            width=args.width_weight, closed=args.closure_weight))
-    if args.data is None:  # the corpus was given: this run builds none
+            width=args.width_weight,
+            closed=base.stage2_weights.closed if args.closure_weight is None
+            else args.closure_weight))
+    if args.fine_tune:
+        if args.data is None or args.no_game or args.tts_only:
+            raise SystemExit("--fine-tune trains on the game's speakers in DATA: give --data "
+                             "DATA, without --no-game or --tts-only")
+        recipe = dataclasses.replace(recipe, corpus=(FINE_TUNE_CORPUS,))
+    elif args.data is None:  # the corpus was given: this run builds none
         recipe = dataclasses.replace(recipe, corpus=(), use_game_corpus=False)
     elif args.no_game or args.tts_only:
         recipe = dataclasses.replace(recipe, use_game_corpus=False)
@@ -128,6 +150,7 @@ class Plan:
     build_cache_only: bool = False
     stage1_only: bool = False
     init_from: str | None = None
+    fine_tune: int = 0  # which of the recipe's fine-tunes this run is (0: the base)
     log_every: int = 20
 
 
@@ -140,9 +163,13 @@ def make_plan(args: argparse.Namespace, argv=None) -> Plan:
     recipe = resolve_recipe(args)
     data = Path(args.data) if args.data is not None else None
     base = data if data is not None else Path("data")
-    corpus = Path(args.corpus) if args.corpus else base / "corpus"
+    n = args.fine_tune
+    corpus = Path(args.corpus) if args.corpus else base / ("asterisk" if n else "corpus")
     work = Path(args.work) if args.work else base / (
+        f"fine_tune_{n}_run" if n else
         "train_run_tts_only" if data is not None and args.tts_only else "train_run")
+    init_from = args.init_from or (None if not n else str(
+        base / ("base_model" if n == 1 else f"fine_tune_{n - 1}_model")))
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
         "cpu" if args.device == "auto" else args.device)
     scale = args.steps_scale if args.steps_scale is not None else (
@@ -158,6 +185,6 @@ def make_plan(args: argparse.Namespace, argv=None) -> Plan:
         arch=arch, data=data, head=args.head, threads=args.threads, resume=args.resume,
         smoke=args.smoke, tts_only=args.tts_only, cache_only=args.cache_only,
         build_cache_only=args.build_cache_only, stage1_only=args.stage1_only,
-        init_from=args.init_from, log_every=args.log_every,
+        init_from=init_from, fine_tune=n, log_every=args.log_every,
         command="python -m model_runtime.training.train_default " + " ".join(
             sys.argv[1:] if argv is None else argv))

@@ -1,7 +1,7 @@
 """One command from nothing to the bundled default model, resumable, with progress lines.
 
     python -m model_runtime.training.train_default --data data [--out model_runtime/default_model]
-        [--resume] [--tts-only] [--no-game]
+        [--resume] [--tts-only] [--no-game] [--fine-tune N]
     python -m model_runtime.training.train_default --corpus data/corpus \
         [--extra-corpus data/asterisk] --work data/train_run --out model_runtime/default_model \
         [--device auto] [--minutes-budget 105] [--resume] [--cache-only] [--tts-only] \
@@ -12,7 +12,10 @@ option below overrides one of them. Phases, in order (EMOTE's recipe at our scal
 the corpus (TTS speech and the Asterisk prompts, then the game's real speakers when the game is
 installed); the feature/target cache; FLINT motion prior; stage 1 (vertex loss); lip reader;
 emotion classifier; stage 2 (vertex + lip-reading + emotion losses with content-emotion exchange,
-FLINT decoder frozen); the checkpoint with its model card. Every stage checkpoints into `--work`
+FLINT decoder frozen); the checkpoint with its model card. `--fine-tune N` runs the recipe's
+N-th fine-tune instead: the lip reader, emotion classifier and stage 2 again, from the previous
+phase's checkpoint, on the Asterisk prompts and the game's training speakers
+(`scripts/train_default_model.sh` runs the base and then each fine-tune). Every stage checkpoints into `--work`
 and a rerun with --resume continues where it stopped. The stage-1 model is also saved as
 `<work>/stage1_model` for the stage-1 vs stage-2 comparison. The checkpoint's config.json records
 the resolved recipe (provenance `resolved_recipe`).
@@ -153,11 +156,16 @@ def corpus_command(part: CorpusPart, out: Path) -> list[str]:
 
 
 def build_corpora(plan: Plan) -> None:
-    """With --data: the recipe's corpus, then the game corpus, each part skipped once its done
-    marker exists (deterministic per seed; the builders also resume by utterance/clip id)."""
+    """With --data: the recipe's corpus (a fine-tune's: the Asterisk prompts alone, in
+    DATA/asterisk), then the game corpus, each part skipped once its done marker exists
+    (deterministic per seed; the builders also resume by utterance/clip id)."""
     from .queen_data import QUEEN_1C
 
     recipe = plan.recipe
+    if plan.fine_tune and not QUEEN_1C.is_file():  # before any corpus is built
+        raise SystemExit("a fine-tune trains on the game's real speakers, but "
+                         "flight-of-the-amazon-queen is not installed: apt-get install "
+                         "flight-of-the-amazon-queen, or ship the base model")
     for i, part in enumerate(recipe.corpus, 1):
         marker = plan.corpus / f".stage{i}_done"
         if not marker.is_file():
