@@ -327,6 +327,48 @@ def test_command_ships_checkpoint_and_resumes(tiny, tmp_path, capsys):
         main(args)
 
 
+def test_fine_tune_phase_trains_from_the_base_on_game_speech(tiny, tmp_path, monkeypatch):
+    """`--data DATA --fine-tune 1` starts from DATA/base_model, trains on DATA/asterisk plus the
+    game's training speakers (the corpora already built), and records its phase."""
+    import shutil
+
+    from emote.model_runtime.checkpoints import load_checkpoint
+    from emote.model_runtime.training import queen_data
+    from emote.model_runtime.training.recipe import SHIPPED
+    from emote.model_runtime.training.train_default import main
+
+    head_path = tmp_path / "head.npz"
+    save_head(tiny["head"], head_path)
+    data = tmp_path / "data"
+    common = ["--device", "cpu", "--steps-scale", "0.002", "--variants", "2", "--head",
+              str(head_path), "--log-every", "1", "--minutes-budget", "30", "--smoke",
+              "--threads", "1"]
+    assert main(["--corpus", str(tiny["root"]), "--work", str(tmp_path / "base_run"),
+                 "--out", str(data / "base_model"), *common]) == 0
+    # the corpora a --data run would have built: the Asterisk prompts and the game's speakers
+    rows = [json.loads(line) for line in (tiny["root"] / "manifest.jsonl").read_text().splitlines()]
+    for name, marker, extra in (("asterisk", ".stage1_done", {"source": "asterisk"}),
+                                ("queen_corpus", ".done", {"source": "game",
+                                                           "speaker": "queen:joe"})):
+        folder = data / name
+        shutil.copytree(tiny["root"] / "wav", folder / "wav")
+        with open(folder / "manifest.jsonl", "w") as f:
+            f.writelines(json.dumps({**r, **extra, "id": f"{name}-{r['id']}"}) + "\n"
+                         for r in rows)
+        (folder / marker).touch()
+    game = tmp_path / "queen.1c"
+    game.write_bytes(b"")
+    monkeypatch.setattr(queen_data, "QUEEN_1C", game)
+    out = data / "fine_tune_1_model"
+    assert main(["--data", str(data), "--fine-tune", "1", "--out", str(out), *common]) == 0
+    p = load_checkpoint(out)[1]["provenance"]
+    assert p["init_from"]["folder"] == str(data / "base_model")
+    assert set(p["steps"]) == {"lip_reader", "emotion_classifier", "stage2"}
+    assert p["loss_weights_stage2"]["closed"] == SHIPPED.fine_tunes[0].closed
+    assert p["trained_on"]["sources"] == {"asterisk": 12, "game": 12 * 3}  # + 2 copies each
+    assert (data / "fine_tune_1_run" / "stage2" / "state.pt").is_file()
+
+
 @pytest.mark.parametrize("bad", ["stage3=10", "stage2=many", "stage2"])
 def test_steps_option_names_the_problem(bad, tmp_path):
     from emote.model_runtime.training.train_default import main

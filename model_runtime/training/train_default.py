@@ -15,8 +15,8 @@ emotion classifier; stage 2 (vertex + lip-reading + emotion losses with content-
 FLINT decoder frozen); the checkpoint with its model card. `--fine-tune N` runs the recipe's
 N-th fine-tune instead: the lip reader, emotion classifier and stage 2 again, from the previous
 phase's checkpoint, on the Asterisk prompts and the game's training speakers
-(`scripts/train_default_model.sh` runs the base and then each fine-tune). Every stage checkpoints into `--work`
-and a rerun with --resume continues where it stopped. The stage-1 model is also saved as
+(`scripts/train_default_model.sh` runs the base and then each fine-tune). Every stage
+checkpoints into `--work` and a rerun with --resume continues where it stopped. The stage-1 model is also saved as
 `<work>/stage1_model` for the stage-1 vs stage-2 comparison. The checkpoint's config.json records
 the resolved recipe (provenance `resolved_recipe`).
 """
