@@ -97,11 +97,14 @@ def eval_classifier(head, corpus: str, cache: Path, n_seq: int = 240, steps: int
     sub = metrics.subset_head(head, face_vertices(head))
     clf = EmotionClassifier(in_dim=sub.num_vertices * 3)
     wfile, meta = cache / "model.safetensors", cache / "meta.json"
-    # A head rebuilt under the same id (e.g. stronger shapes) needs a new recogniser.
+    # A head rebuilt under the same id (e.g. stronger shapes), another teacher (it makes the
+    # recogniser's training sequences) or another corpus needs a new recogniser.
     shape = hashlib.sha256(np.ascontiguousarray(head.v_template).tobytes()
                            + np.ascontiguousarray(head.exp_dirs).tobytes()).hexdigest()
+    taught = hashlib.sha256(Path(teacher.__file__).read_bytes()).hexdigest()
     known = json.loads(meta.read_text()) if wfile.is_file() and meta.is_file() else {}
-    if known.get("head_id") == head.head_id and known.get("head_sha256") == shape:
+    if (known.get("head_id"), known.get("head_sha256"), known.get("teacher_sha256"),
+            known.get("corpus")) == (head.head_id, shape, taught, corpus):
         clf.load_state_dict(load_file(str(wfile)))
         clf.eval()
         return clf, sub
@@ -124,6 +127,7 @@ def eval_classifier(head, corpus: str, cache: Path, n_seq: int = 240, steps: int
     cache.mkdir(parents=True, exist_ok=True)
     save_file(clf.state_dict(), str(wfile))
     meta.write_text(json.dumps({"head_id": head.head_id, "head_sha256": shape,
+                                "teacher_sha256": taught,
                                 "seed": EVAL_SEED, "sequences": n_seq,
                                 "steps": steps, "held_out_accuracy": acc, "corpus": corpus,
                                 "split": "val voices", "train_s": round(time.time() - t0, 1)}))
