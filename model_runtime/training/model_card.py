@@ -102,6 +102,56 @@ command's options (provenance `resolved_recipe` in `config.json`).
   and width L1 in mm, perceptual losses as 1 - cosine)."""
 
 
+def phases(p: dict) -> list[dict]:
+    """The training records of every phase behind a checkpoint, oldest first: the base, then
+    each fine-tune (`init_from` chain of the provenance)."""
+    chain = [p]
+    while isinstance(chain[-1].get("init_from"), dict):
+        chain.append(chain[-1]["init_from"].get("provenance", {}))
+    return chain[::-1]
+
+
+def _lineage_section(p: dict) -> str:
+    """A table of the phases (empty for a checkpoint trained in one run)."""
+    chain = phases(p)
+    if len(chain) < 2:
+        return ""
+    rows = []
+    for n, rec in enumerate(chain):
+        m = rec.get("metrics", {}).get("stage2", {})
+        closure = m.get("val_closure_recall")
+        rows.append(f"| {'base' if n == 0 else f'fine-tune {n}'} | `{rec.get('command', '?')}` | "
+                    f"{rec.get('git_commit', '?')}, {rec.get('date', '?')} | "
+                    f"{sum(rec.get('minutes', {}).values()):.1f} | "
+                    f"{'-' if closure is None else f'{closure:.3f}'} |")
+    return f"""
+## Phases
+This checkpoint is the last of {len(chain)} training runs, each started from the one before
+(`init_from` in `config.json`); the sections above describe the last.
+
+| phase | command | commit, date | training minutes | stage-2 val closure (that run's val split) |
+| --- | --- | --- | --- | --- |
+{chr(10).join(rows)}
+"""
+
+
+def _data_limit(data: dict) -> str:
+    """The first line of Limits: what speech the last phase learned from."""
+    from .speaker_split import UNKNOWN_SPEAKERS, load_heldout
+
+    held = load_heldout()[0]  # counted in `voices`, but only validated on
+    game = sorted({v for v in data.get("voices", {}) if v.startswith("queen:")}
+                  - held - UNKNOWN_SPEAKERS)
+    if game:
+        return (f"English only; the last phase learned from the recorded voices of {len(game)} "
+                "game characters and one Asterisk speaker (earlier phases: synthetic TTS "
+                "speech too): expect weaker lip sync on noisy, fast or accented speech and on "
+                "singing, and see the held-out speakers' figures for voices it never heard.")
+    return ("English only; trained mostly on synthetic (TTS) speech plus recorded prompts of one "
+            "real speaker (Asterisk): expect weaker lip sync on other real, noisy, fast or "
+            "accented speech and on singing.")
+
+
 def render(config: dict) -> str:
     """Markdown text of the model card for a checkpoint config."""
     p = config.get("provenance", {})
@@ -156,15 +206,15 @@ closure_recall / false_closure: METRICS.md bilabial closure recall and false-clo
 val clips under the neutral condition (teacher_* = the teacher's own targets, the ceiling).
 Full evaluation on real speech: `bench/`.
 
+{_lineage_section(p)}
 ## Limits
-- English only; trained mostly on synthetic (TTS) speech plus recorded prompts of one real
-  speaker (Asterisk): expect weaker lip sync on other real, noisy, fast or accented speech and
-  on singing.
+- {_data_limit(data)}
 - Input audio must be normalised over the whole clip (zero mean, unit variance) before the
   log-mel features, as in training (config `audio_normalisation`).
 - Emotions and styles are the teacher's procedural patterns, not recorded human performances.
 - Drives the open head's channels; other rigs work through ARKit-named shape keys only where
-  the names match. No head pose, eye gaze or blinks.
+  the names match. Blinks, gaze and head motion are not learned: the runtime adds them
+  procedurally from the speech (`model_runtime/alive.py`).
 """
 
 
