@@ -167,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                      False))
     report = {}
     for name, animate, use_phones in runs:
-        rows, acc = {}, {}
+        rows, acc, read_as = {}, {}, {}
         for e, emo in enumerate(teacher.EMOTIONS):
-            per, hits = [], 0
+            per, hits, preds = [], 0, {}
             for c in clips:
                 args_ = (c["audio"], c["phones"]) if use_phones else (c["audio"],)
                 exp, jaw, names = animate(*args_, emotion=emo, intensity=1.0)
@@ -177,18 +177,21 @@ def main(argv: list[str] | None = None) -> int:
                 with torch.no_grad():
                     pred = int(clf(torch.from_numpy(offsets(sub, exp, jaw))[None]).argmax())
                 hits += int(pred == e)
+                preds[teacher.EMOTIONS[pred]] = preds.get(teacher.EMOTIONS[pred], 0) + 1
                 g, w = metrics.lip_signals(lh, exp, jaw)
                 per.append(metrics.clip_metrics(g, w, c["phones"], LS.FPS))
             acc[emo] = hits / max(1, len(clips))
             rows[emo] = metrics.pool(per)
+            read_as[emo] = dict(sorted(preds.items(), key=lambda kv: -kv[1]))
         print(f"\n{name}: {len(clips)} {args.clips} clips, every emotion at intensity 1")
-        print(f"{'emotion':<11}{'accuracy':>9}{'closure':>9}{'false':>8}")
+        print(f"{'emotion':<11}{'accuracy':>9}{'closure':>9}{'false':>8}  most often read as")
         for emo in teacher.EMOTIONS:
             m = rows[emo]
+            other = [f"{k} {v}" for k, v in read_as[emo].items() if k != emo][:2]
             print(f"{emo:<11}{acc[emo]:>9.3f}{m['closure_recall']:>9.3f}"
-                  f"{m['false_closure_rate']:>8.3f}")
+                  f"{m['false_closure_rate']:>8.3f}  {', '.join(other)}")
         print(f"{'mean':<11}{np.mean(list(acc.values())):>9.3f}")
-        report[name] = {"accuracy": acc, "lipsync": rows}
+        report[name] = {"accuracy": acc, "lipsync": rows, "read_as": read_as}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=float))
     return 0
