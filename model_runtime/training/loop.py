@@ -37,12 +37,14 @@ def run_stage(name: str, work: str | Path, modules: dict[str, torch.nn.Module],
               lr: float, budget_s: float = math.inf, log_every: int = 20,
               ckpt_every_s: float = 120.0, val_fn: Callable[[], dict] | None = None,
               samplers: tuple = (), log: Callable[[str], None] = print,
-              grad_clip: float = 1.0) -> StageResult:
+              grad_clip: float = 1.0, stop_at: int | None = None) -> StageResult:
     """Train `params` with Adam for `steps` steps (or until `budget_s` seconds), resumably.
 
     step_fn(step) returns (loss, logs). State (weights, optimiser, step, elapsed, sampler RNGs,
     history) is saved to `work/name/state.pt` every `ckpt_every_s` seconds and at the end; a
-    finished stage is loaded instead of retrained. Learning rate: linear warm-up, cosine decay.
+    finished stage is loaded instead of retrained. Learning rate: linear warm-up, cosine decay
+    over `steps`; `stop_at` ends the stage after that many of them (early stopping: the learning
+    rate follows the whole schedule up to there).
     """
     work = Path(work)
     path = _state_path(work, name)
@@ -81,7 +83,8 @@ def run_stage(name: str, work: str | Path, modules: dict[str, torch.nn.Module],
         m.train()
     t_start, t_ckpt = time.time() - elapsed, time.time()
     acc: dict[str, list] = {}
-    while step < steps and elapsed < budget_s:
+    end = steps if not stop_at else min(steps, stop_at)
+    while step < end and elapsed < budget_s:
         loss, logs = step_fn(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()

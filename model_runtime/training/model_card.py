@@ -79,7 +79,8 @@ def _recipe_section(p: dict) -> str:
 - Stage-2 loss weights: {json.dumps(p.get('loss_weights_stage2', {}))} (vertex loss in mm^2,
   perceptual losses as 1 - cosine); FLINT KL weight {p.get('flint_kl_weight', '?')}."""
     steps, planned, minutes = p.get("steps", {}), p.get("planned_steps", {}), p.get("minutes", {})
-    rows = [f"| {k} | {steps.get(k, '-')} ({planned.get(k, '?')}) | {minutes.get(k, '-')} | "
+    rows = [f"| {k} | {steps.get(k, '-')} ({planned.get(k, '?')}"
+            f"{', stops at ' + str(s['stop_at']) if s.get('stop_at') else ''}) | {minutes.get(k, '-')} | "
             f"{s['batch']} | {s['lr']:g} | {s['time_share']:g} |" for k, s in r["stages"].items()]
     w = r["stage2_weights"]
     return f"""{p.get('recipe', '')}; the values of `model_runtime/training/recipe.py` with the

@@ -71,6 +71,9 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
                    help="steps of one stage on a CPU (scaled on a GPU like the rest), e.g. "
                         "stage2=2200; repeatable")
+    p.add_argument("--stop-at", action="append", default=[], metavar="STAGE=N",
+                   help="end a stage after N steps of its schedule (early stopping; scaled on "
+                        "a GPU like the steps), e.g. stage2=1052; repeatable")
     p.add_argument("--init-from", default=None,
                    help="checkpoint folder to fine-tune: skips FLINT and stage 1 and continues "
                         "with the lip reader, the emotion classifier and stage 2 from its weights")
@@ -100,6 +103,12 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
             raise SystemExit(f"--steps {item!r}: give STAGE=N with STAGE one of "
                              f"{', '.join(STAGES)}")
         stages[name] = dataclasses.replace(stages[name], cpu_steps=int(n))
+    for item in args.stop_at:
+        name, _, n = item.partition("=")
+        if name not in stages or not n.isdigit():
+            raise SystemExit(f"--stop-at {item!r}: give STAGE=N with STAGE one of "
+                             f"{', '.join(STAGES)}")
+        stages[name] = dataclasses.replace(stages[name], stop_at=int(n))
     recipe = dataclasses.replace(
         base, seed=args.seed,
         minutes_budget=base.minutes_budget if args.minutes_budget is None else args.minutes_budget,
@@ -138,6 +147,7 @@ class Plan:
     device: str
     steps_scale: float
     steps: dict[str, int]
+    stop_at: dict[str, int]  # stages that end early, after this many steps of their schedule
     arch: dict
     command: str
     data: Path | None = None  # build the recipe's corpus here first
@@ -182,6 +192,8 @@ def make_plan(args: argparse.Namespace, argv=None) -> Plan:
         work=work, out=Path(args.out), cache=Path(args.cache) if args.cache else work / "cache.npz",
         device=device, steps_scale=scale,
         steps={k: max(1, int(round(v * scale))) for k, v in recipe.cpu_steps().items()},
+        stop_at={k: max(1, int(round(s.stop_at * scale))) for k, s in recipe.stages.items()
+                 if s.stop_at},
         arch=arch, data=data, head=args.head, threads=args.threads, resume=args.resume,
         smoke=args.smoke, tts_only=args.tts_only, cache_only=args.cache_only,
         build_cache_only=args.build_cache_only, stage1_only=args.stage1_only,

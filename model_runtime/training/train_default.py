@@ -269,9 +269,10 @@ class TrainingRun:
     def stage_args(self, stage: str) -> dict:
         """The loop settings every stage function takes, from the plan and recipe."""
         s = self.plan.recipe.stages[stage]
+        stop = {"stop_at": self.plan.stop_at[stage]} if stage in self.plan.stop_at else {}
         return {"steps": self.plan.steps[stage], "batch": s.batch, "lr": s.lr,
                 "budget_s": self.budgets[stage], "device": self.plan.device, "log": log,
-                "log_every": self.plan.log_every}
+                "log_every": self.plan.log_every, **stop}
 
 
 def _recipe_of_cache(recipe: Recipe, cache) -> Recipe:
