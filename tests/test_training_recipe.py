@@ -70,7 +70,11 @@ def _assert_record_is(p: dict, r) -> None:
     assert set(p["steps"]) == {"lip_reader", "emotion_classifier", "stage2"}
     for k, n in p["steps"].items():
         assert 0 < n <= r.cpu_steps()[k]
-    assert p["steps"]["stage2"] >= 0.8 * r.cpu_steps()["stage2"]
+    stop = r.stages["stage2"].stop_at
+    if stop:  # stopped early on purpose, on the schedule of all its steps
+        assert p["steps"]["stage2"] == stop and p["planned_steps"]["stage2"] == r.cpu_steps()["stage2"]
+    else:
+        assert p["steps"]["stage2"] >= 0.8 * r.cpu_steps()["stage2"]
     assert f"--minutes-budget {r.minutes_budget:g} " in p["command"]
     assert f"--closure-weight {r.stage2_weights.closed:g}" in p["command"]
 
@@ -116,6 +120,11 @@ def test_fine_tune_phases_resolve_their_folders_and_settings(tmp_path):
         # everything else is the base's recipe
         assert plan.recipe.stage2_weights.gap == SHIPPED.stage2_weights.gap
         assert plan.steps["lip_reader"] == SHIPPED.stages["lip_reader"].cpu_steps
+    assert one.stop_at == {} and two.stop_at == {"stage2": SHIPPED.fine_tunes[1].stage2_stop}
+    assert _plan(["--data", str(data), "--fine-tune", "2", "--stop-at", "stage2=9"]).stop_at == {
+        "stage2": 9}
+    with pytest.raises(SystemExit, match="--stop-at"):
+        _plan(["--stop-at", "stage9=3"])
     # an option still overrides one value
     own = _plan(["--data", str(data), "--fine-tune", "2", "--closure-weight", "5",
                  "--minutes-budget", "7", "--device", "cpu"])
