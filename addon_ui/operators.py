@@ -11,7 +11,7 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from .preferences import prefs, runtime_python, runtime_status, setup_folder
-from ..emote_blender import (audio_strips, characters, generate, heads, job_progress,
+from ..emote_blender import (audio_strips, characters, generate, heads, job_progress, preview,
                            runtime_client, runtime_job, runtime_setup, takes)
 from ..emote_blender import export as exporter
 from ..model_runtime.errors import EmoteError
@@ -408,6 +408,7 @@ class EMOTE_OT_add_default_head(bpy.types.Operator):
     def execute(self, context):
         model = heads.load_head_file(_default_head_path())
         obj, _rig = heads.build_head(model, collection=context.collection)
+        preview.colour_head(obj, model)  # skin, lips, brows, eyes: one material per face group
         context.scene.emote.head = obj
         frame_in_viewports(context, obj)
         return {"FINISHED"}

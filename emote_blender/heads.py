@@ -84,6 +84,8 @@ def build_head(head: HeadModel, name: str | None = None, collection=None):
     verts = to_blender(head.v_template)
     mesh = bpy.data.meshes.new(name)
     mesh.from_pydata(verts.tolist(), [], head.faces.tolist())
+    # a head is a smooth surface: flat shading shows every grid row as a band in the viewport
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
     mesh.update()
     obj = bpy.data.objects.new(name, mesh)
     collection.objects.link(obj)

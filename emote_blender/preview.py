@@ -45,7 +45,6 @@ def colour_head(obj, head_model) -> None:
         mat.diffuse_color = GROUP_COLOURS.get(name, (0.8, 0.8, 0.8, 1))
         obj.data.materials.append(mat)
     obj.data.polygons.foreach_set("material_index", groups)
-    obj.data.polygons.foreach_set("use_smooth", np.ones(len(obj.data.polygons), dtype=bool))
     obj.data.update()
 
 

@@ -145,3 +145,9 @@ def test_add_default_head_builds_the_open_head(fresh):
     rig = head.parent
     assert rig is not None and rig.type == "ARMATURE" and "jaw" in rig.data.bones
     assert 4000 <= len(head.data.vertices) <= 12000
+    # it arrives smooth-shaded and coloured (skin, lips, brows, eyes), not as a flat grey grid
+    smooth = np.zeros(len(head.data.polygons), dtype=bool)
+    head.data.polygons.foreach_get("use_smooth", smooth)
+    assert smooth.all()
+    names = {m.name for m in head.data.materials}
+    assert {"emote_skin", "emote_lips", "emote_brows", "emote_iris"} <= names
