@@ -97,18 +97,14 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
         except ValueError as exc:
             raise SystemExit(f"--fine-tune {args.fine_tune}: {exc}") from None
     stages = dict(base.stages)
-    for item in args.steps:
-        name, _, n = item.partition("=")
-        if name not in stages or not n.isdigit():
-            raise SystemExit(f"--steps {item!r}: give STAGE=N with STAGE one of "
-                             f"{', '.join(STAGES)}")
-        stages[name] = dataclasses.replace(stages[name], cpu_steps=int(n))
-    for item in args.stop_at:
-        name, _, n = item.partition("=")
-        if name not in stages or not n.isdigit():
-            raise SystemExit(f"--stop-at {item!r}: give STAGE=N with STAGE one of "
-                             f"{', '.join(STAGES)}")
-        stages[name] = dataclasses.replace(stages[name], stop_at=int(n))
+    for option, items, field in (("--steps", args.steps, "cpu_steps"),
+                                 ("--stop-at", args.stop_at, "stop_at")):
+        for item in items:
+            name, _, n = item.partition("=")
+            if name not in stages or not n.isdigit():
+                raise SystemExit(f"{option} {item!r}: give STAGE=N with STAGE one of "
+                                 f"{', '.join(STAGES)}")
+            stages[name] = dataclasses.replace(stages[name], **{field: int(n)})
     recipe = dataclasses.replace(
         base, seed=args.seed,
         minutes_budget=base.minutes_budget if args.minutes_budget is None else args.minutes_budget,
