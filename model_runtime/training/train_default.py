@@ -16,8 +16,8 @@ FLINT decoder frozen); the checkpoint with its model card. `--fine-tune N` runs 
 N-th fine-tune instead: the lip reader, emotion classifier and stage 2 again, from the previous
 phase's checkpoint, on the Asterisk prompts and the game's training speakers
 (`scripts/train_default_model.sh` runs the base and then each fine-tune). Every stage
-checkpoints into `--work` and a rerun with --resume continues where it stopped. The stage-1 model is also saved as
-`<work>/stage1_model` for the stage-1 vs stage-2 comparison. The checkpoint's config.json records
+checkpoints into `--work` and a rerun with --resume continues where it stopped. The stage-1
+model is also saved as `<work>/stage1_model` for the stage-1 vs stage-2 comparison. The checkpoint's config.json records
 the resolved recipe (provenance `resolved_recipe`).
 """
 
@@ -269,10 +269,9 @@ class TrainingRun:
     def stage_args(self, stage: str) -> dict:
         """The loop settings every stage function takes, from the plan and recipe."""
         s = self.plan.recipe.stages[stage]
-        stop = {"stop_at": self.plan.stop_at[stage]} if stage in self.plan.stop_at else {}
-        return {"steps": self.plan.steps[stage], "batch": s.batch, "lr": s.lr,
-                "budget_s": self.budgets[stage], "device": self.plan.device, "log": log,
-                "log_every": self.plan.log_every, **stop}
+        return {"steps": self.plan.steps[stage], "stop_at": self.plan.stop_at.get(stage),
+                "batch": s.batch, "lr": s.lr, "budget_s": self.budgets[stage],
+                "device": self.plan.device, "log": log, "log_every": self.plan.log_every}
 
 
 def _recipe_of_cache(recipe: Recipe, cache) -> Recipe:
