@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections import Counter
 import json
 import sys
 import time
@@ -168,21 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     report = {}
     for name, animate, use_phones in runs:
         rows, acc, read_as = {}, {}, {}
-        for e, emo in enumerate(teacher.EMOTIONS):
-            per, hits, preds = [], 0, {}
+        for emo in teacher.EMOTIONS:
+            per, preds = [], Counter()
             for c in clips:
                 args_ = (c["audio"], c["phones"]) if use_phones else (c["audio"],)
                 exp, jaw, names = animate(*args_, emotion=emo, intensity=1.0)
                 exp = LS.to_head_order(exp, names, head)
                 with torch.no_grad():
                     pred = int(clf(torch.from_numpy(offsets(sub, exp, jaw))[None]).argmax())
-                hits += int(pred == e)
-                preds[teacher.EMOTIONS[pred]] = preds.get(teacher.EMOTIONS[pred], 0) + 1
+                preds[teacher.EMOTIONS[pred]] += 1
                 g, w = metrics.lip_signals(lh, exp, jaw)
                 per.append(metrics.clip_metrics(g, w, c["phones"], LS.FPS))
-            acc[emo] = hits / max(1, len(clips))
+            acc[emo] = preds[emo] / max(1, len(clips))
             rows[emo] = metrics.pool(per)
-            read_as[emo] = dict(sorted(preds.items(), key=lambda kv: -kv[1]))
+            read_as[emo] = dict(preds.most_common())
         print(f"\n{name}: {len(clips)} {args.clips} clips, every emotion at intensity 1")
         print(f"{'emotion':<11}{'accuracy':>9}{'closure':>9}{'false':>8}  most often read as")
         for emo in teacher.EMOTIONS:
