@@ -360,8 +360,11 @@ def test_fine_tune_phase_trains_from_the_base_on_game_speech(tiny, tmp_path, mon
     game.write_bytes(b"")
     monkeypatch.setattr(queen_data, "QUEEN_1C", game)
     out = data / "fine_tune_1_model"
-    assert main(["--data", str(data), "--fine-tune", "1", "--out", str(out), *common]) == 0
+    assert main(["--data", str(data), "--fine-tune", "1", "--out", str(out), *common,
+                 "--speaker-balance", "0.5", "--feature-augment", "on"]) == 0
     p = load_checkpoint(out)[1]["provenance"]
+    assert (p["resolved_recipe"]["speaker_balance"], p["resolved_recipe"]["feature_augment"]) == (
+        0.5, True)
     assert p["init_from"]["folder"] == str(data / "base_model")
     assert set(p["steps"]) == {"lip_reader", "emotion_classifier", "stage2"}
     assert p["loss_weights_stage2"]["closed"] == SHIPPED.fine_tunes[0].closed

@@ -27,16 +27,35 @@ def condition_rows(emotion: np.ndarray, intensity: np.ndarray, style: int,
     return np.concatenate([emotion.astype(np.float32), intensity_one_hot(intensity), ident], 1)
 
 
+def speaker_balanced(frames: np.ndarray, voices: np.ndarray | None, power: float) -> np.ndarray:
+    """Draw weights (N,): an utterance's frames over its voice's total frames ** power.
+
+    power 0 draws frames uniformly (a voice with most of the speech dominates, as the game's
+    protagonist does), 1 gives every voice the same share, 0.5 sits between. Utterances of
+    unknown voice ("") count as one voice each.
+    """
+    frames = np.asarray(frames, np.float64)
+    if power == 0 or voices is None:
+        return frames
+    keys = np.array([v if v else f"#{i}" for i, v in enumerate(voices)])
+    _, inv = np.unique(keys, return_inverse=True)
+    total = np.bincount(inv, weights=frames)
+    return frames / total[inv] ** float(power)
+
+
 class WindowSampler:
     """Draws batches of `window`-frame windows (padded and masked when an utterance is shorter)."""
 
-    def __init__(self, cache: Cache, indices: np.ndarray, window: int = 64, seed: int = 0):
+    def __init__(self, cache: Cache, indices: np.ndarray, window: int = 64, seed: int = 0,
+                 speaker_balance: float = 0.0):
         if len(indices) == 0:
             raise ValueError("no utterances to sample from (empty split?)")
         self.c, self.idx, self.W = cache, np.asarray(indices), int(window)
         self.rng = np.random.default_rng(seed)
-        w = cache.frames[self.idx].astype(np.float64)
-        self.p = w / w.sum()  # longer utterances are drawn more often
+        frames = cache.frames[self.idx].astype(np.float64)
+        voices = cache.voice[self.idx] if cache.voice is not None else None
+        w = speaker_balanced(frames, voices, speaker_balance)
+        self.p = w / w.sum()
         self.n_ids = len(cache.meta["styles"])
 
     def sample(self, batch: int, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

@@ -59,6 +59,7 @@ class Cache:
     style: np.ndarray  # (K, N) int16
     exp: np.ndarray  # (K, sum T, E) float16
     jaw: np.ndarray  # (K, sum T, 3) float16
+    voice: np.ndarray | None = None  # (N,) str, the speaker or TTS voice ("" when unknown)
 
     def feat_offset(self, n: int) -> int:
         """First feature row of utterance n (each has ratio * T + 1 rows)."""
@@ -164,6 +165,7 @@ def build_cache(utterances: list[Utterance], out_path: str | Path,
         "ids": np.array([u.uid for u in utts]),
         "split": np.array([0 if u.split == "train" else 1 for u in utts], np.int8),
         "source": np.array([u.source for u in utts]),
+        "voice": np.array([u.voice for u in utts]),
         "frames": np.array(frames, np.int64),
         "feat": np.round((np.clip(np.concatenate(feats, 0).astype(np.float32), FEAT_LOW,
                                   FEAT_LOW + 255 * FEAT_STEP) - FEAT_LOW) / FEAT_STEP
@@ -210,4 +212,19 @@ def load_cache(path: str | Path) -> Cache:
     for key in ("emotion", "intensity", "exp"):
         d[key] = _from_u8(d[key])
     d["feat"] = (d["feat"].astype(np.float32) * FEAT_STEP + FEAT_LOW).astype(np.float16)
+    if "voice" not in d:
+        d["voice"] = voices_from_manifests(d["ids"], meta.get("corpus", {}).get("corpora", []))
     return Cache(meta=meta, frame_offsets=np.concatenate([[0], np.cumsum(frames)]), **d)
+
+
+def voices_from_manifests(ids: np.ndarray, corpora: list[str]) -> np.ndarray:
+    """(N,) voice of each cached id from the manifests of the corpora it was built from (caches
+    written before they stored `voice`); an augmented copy "ID~augK" is ID's voice, and an id no
+    manifest (still) holds gets ""."""
+    from .corpus import read_manifest
+
+    voice = {}
+    for corpus in corpora:
+        if (Path(corpus) / "manifest.jsonl").is_file():
+            voice.update({r["id"]: r.get("voice", "") for r in read_manifest(corpus)})
+    return np.array([voice.get(str(i).split("~")[0], "") for i in ids])

@@ -66,6 +66,12 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     p.add_argument("--closure-weight", type=float, default=None,
                    help="stage-2 extra weight of the lip-gap error where the teacher's lips touch "
                         f"(default {WEIGHTS.closed:g}, or the fine-tune's own)")
+    p.add_argument("--speaker-balance", type=float, default=None, metavar="POWER",
+                   help="stage 2 draws utterances by frames / voice frames ** POWER (0: by "
+                        "frames, 1: every voice alike; default the recipe's or fine-tune's)")
+    p.add_argument("--feature-augment", choices=("on", "off"), default=None,
+                   help="stage 2 warps, tilts and masks the log-mel of every batch (default the "
+                        "recipe's or fine-tune's)")
     p.add_argument("--stage1-width-weight", type=float, default=SHIPPED.stage1_width_weight,
                    help="stage-1 mouth-width loss weight")
     p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
@@ -114,7 +120,11 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
             WEIGHTS, lip=args.lip_weight, emotion=args.emotion_weight, gap=args.gap_weight,
             width=args.width_weight,
             closed=base.stage2_weights.closed if args.closure_weight is None
-            else args.closure_weight))
+            else args.closure_weight),
+        speaker_balance=(base.speaker_balance if args.speaker_balance is None
+                         else args.speaker_balance),
+        feature_augment=(base.feature_augment if args.feature_augment is None
+                         else args.feature_augment == "on"))
     if args.fine_tune:
         if args.data is None or args.no_game or args.tts_only:
             raise SystemExit("--fine-tune trains on the game's speakers in DATA: give --data "

@@ -70,6 +70,8 @@ class FineTune:
     stage2_steps: int
     closed: float
     stage2_stop: int = 0  # end stage 2 after this many steps of its schedule (0: all of them)
+    speaker_balance: float = 0.0  # Recipe.speaker_balance of this phase
+    feature_augment: bool = False  # Recipe.feature_augment of this phase
 
 
 # the corpus of every fine-tune besides the game: the Asterisk prompts alone
@@ -95,6 +97,11 @@ class Recipe:
     stage2_weights: Stage2Weights
     stages: dict[str, StageSettings]
     fine_tunes: tuple[FineTune, ...] = ()  # run after the base, in order (they need the game)
+    # stage 2 draws utterances by frames / (their voice's frames ** this): 0 lets the voice with
+    # most speech dominate, 1 gives every voice the same share (dataset.speaker_balanced)
+    speaker_balance: float = 0.0
+    # stage 2 warps, tilts and masks the log-mel of every batch afresh (feature_augment.py)
+    feature_augment: bool = False
 
     def as_dict(self) -> dict:
         """Plain JSON-ready values (the training record's `resolved_recipe`)."""
@@ -113,7 +120,8 @@ class Recipe:
                                                               stop_at=f.stage2_stop)}
         return dataclasses.replace(
             self, minutes_budget=f.minutes_budget, stages=stages,
-            stage2_weights=dataclasses.replace(self.stage2_weights, closed=f.closed))
+            stage2_weights=dataclasses.replace(self.stage2_weights, closed=f.closed),
+            speaker_balance=f.speaker_balance, feature_augment=f.feature_augment)
 
     def cpu_steps(self) -> dict[str, int]:
         return {k: s.cpu_steps for k, s in self.stages.items()}

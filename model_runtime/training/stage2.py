@@ -10,9 +10,11 @@ stays frozen (BatchNorm in eval mode) as the output layer.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..emotions import INTENSITY_LEVELS, N_EMOTIONS
+from .feature_augment import FeatureAugment, augment_features
 from .loop import run_stage
 from .recipe import SHIPPED
 from .losses import (cosine_distance, lip_gap_loss, mouth_width_loss,
@@ -81,8 +83,10 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
                  batch: int = SHIPPED.stages["stage2"].batch,
                  lr: float = SHIPPED.stages["stage2"].lr, weights: dict | None = None,
                  budget_s: float = float("inf"), device: str = "cpu", seed: int = 0,
-                 log=print, **loop_kw):
-    """Fine-tune the stage-1 model with the EMOTE stage-2 losses; perceptual nets stay frozen."""
+                 feature_augment: FeatureAugment | None = None, log=print, **loop_kw):
+    """Fine-tune the stage-1 model with the EMOTE stage-2 losses; perceptual nets stay frozen.
+    With `feature_augment` every training batch's log-mel is warped, tilted and masked afresh
+    (validation never is)."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     params = trainable(model)
     for net in (lip_reader, emotion_clf):
@@ -90,9 +94,12 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
         for p in net.parameters():
             p.requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
+    aug_rng = np.random.default_rng(seed + 17)
 
     def step(i):
         b = sampler.sample(batch, device)
+        if feature_augment is not None:
+            b["feat"] = augment_features(b["feat"], aug_rng, feature_augment)
         perm = derangement(b["cond"].shape[0], gen).to(device)
         return stage2_losses(model, views, lip_reader, emotion_clf, b, perm, w)
 

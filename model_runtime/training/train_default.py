@@ -256,14 +256,16 @@ class TrainingRun:
     model: object = None  # the talking head, once stage 1 (or --init-from) made it
     init_provenance: dict | None = None
 
-    def seeded_samplers(self, stage: str, window: int):
-        """Seed torch for `stage` and give its (train, val) window samplers."""
+    def seeded_samplers(self, stage: str, window: int, speaker_balance: float = 0.0):
+        """Seed torch for `stage` and give its (train, val) window samplers (the train one
+        draws voices by `speaker_balance`, dataset.speaker_balanced)."""
         from .dataset import WindowSampler
 
         torch_offset, sampler_offset = SEED_OFFSETS[stage]
         torch.manual_seed(self.plan.recipe.seed + torch_offset)
         seed = self.plan.recipe.seed + sampler_offset
-        return (WindowSampler(self.cache, self.train_idx, window, seed=seed),
+        return (WindowSampler(self.cache, self.train_idx, window, seed=seed,
+                              speaker_balance=speaker_balance),
                 WindowSampler(self.cache, self.val_idx, window, seed=seed + 1000))
 
     def stage_args(self, stage: str) -> dict:
@@ -377,11 +379,17 @@ def train_second_stage(run: TrainingRun, reader, clf) -> None:
     with content-emotion exchange."""
     from .stage2 import train_stage2
 
-    plan = run.plan
-    train, val = run.seeded_samplers("stage2", plan.recipe.window_frames)
+    from .feature_augment import FeatureAugment
+
+    plan, recipe = run.plan, run.plan.recipe
+    train, val = run.seeded_samplers("stage2", recipe.window_frames, recipe.speaker_balance)
+    aug = FeatureAugment(fmin=float(plan.arch["fmin"]), fmax=float(plan.arch["fmax"]),
+                         sample_rate=int(plan.arch["sample_rate"]))
     run.results["stage2"] = train_stage2(run.model, run.views, reader, clf, train, val, plan.work,
-                                         weights=plan.recipe.stage2_weights.as_dict(),
-                                         seed=plan.recipe.seed, **run.stage_args("stage2"))
+                                         weights=recipe.stage2_weights.as_dict(),
+                                         seed=recipe.seed,
+                                         feature_augment=aug if recipe.feature_augment else None,
+                                         **run.stage_args("stage2"))
 
 
 def training_record(run: TrainingRun, stage_names: list[str]) -> dict:
