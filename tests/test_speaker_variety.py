@@ -129,3 +129,48 @@ def test_options_set_balance_and_augment_and_default_to_the_recipe():
         ft = SHIPPED.fine_tune(n)
         assert (ft.speaker_balance, ft.feature_augment) == (phase.speaker_balance,
                                                             phase.feature_augment)
+
+
+def test_gradient_reversal_is_identity_forward_and_negated_backward():
+    from emote.model_runtime.training.speaker_adversary import reverse_gradient
+
+    x = torch.randn(4, 3, requires_grad=True)
+    y = reverse_gradient(x, 0.5)
+    assert torch.equal(y, x)
+    (y * torch.arange(3.0)).sum().backward()
+    assert torch.allclose(x.grad, -0.5 * torch.arange(3.0).expand(4, 3))
+
+
+def test_voice_ids_index_the_sorted_voices():
+    from emote.model_runtime.training.speaker_adversary import voice_ids
+
+    ids, names = voice_ids(np.array(["queen:joe", "asterisk:allison", "queen:joe", ""]))
+    assert names == ["", "asterisk:allison", "queen:joe"] and ids.tolist() == [2, 1, 2, 0]
+
+
+def test_adversary_learns_voices_while_its_gradient_pushes_the_encoder_away():
+    """Minimising the adversary's loss trains it to tell voices apart; the same step moves its
+    input (the encoder's frames) so that the voices get harder to tell."""
+    from emote.model_runtime.training.speaker_adversary import SpeakerAdversary
+
+    torch.manual_seed(0)
+    voice = torch.tensor([0, 1, 0, 1])
+    centres = torch.randn(2, 8)
+    frames = (centres[voice][:, None, :] + 0.3 * torch.randn(4, 10, 8)).requires_grad_(True)
+    mask = torch.ones(4, 10)
+    adv = SpeakerAdversary(8, 2, hidden=16)
+    opt = torch.optim.Adam(adv.parameters(), lr=1e-2)
+    first, _ = adv.loss(frames, voice, mask)
+    for _ in range(100):
+        opt.zero_grad()
+        loss, acc = adv.loss(frames, voice, mask)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first.item() and acc.item() == 1.0
+    # one step along the gradient the encoder receives makes the adversary's loss larger
+    frames.grad = None
+    loss, _ = adv.loss(frames, voice, mask)
+    loss.backward()
+    with torch.no_grad():
+        moved = frames - 0.5 * frames.grad  # what the encoder's optimiser would do
+        assert adv.loss(moved, voice, mask)[0] > loss

@@ -361,10 +361,14 @@ def test_fine_tune_phase_trains_from_the_base_on_game_speech(tiny, tmp_path, mon
     monkeypatch.setattr(queen_data, "QUEEN_1C", game)
     out = data / "fine_tune_1_model"
     assert main(["--data", str(data), "--fine-tune", "1", "--out", str(out), *common,
-                 "--speaker-balance", "0.5", "--feature-augment", "on"]) == 0
+                 "--speaker-balance", "0.5", "--feature-augment", "on",
+                 "--speaker-adversary", "0.3"]) == 0
     p = load_checkpoint(out)[1]["provenance"]
-    assert (p["resolved_recipe"]["speaker_balance"], p["resolved_recipe"]["feature_augment"]) == (
-        0.5, True)
+    r = p["resolved_recipe"]
+    assert (r["speaker_balance"], r["feature_augment"], r["speaker_adversary"]) == (0.5, True, 0.3)
+    state = torch.load(data / "fine_tune_1_run" / "stage2" / "state.pt", weights_only=True)
+    assert "adversary" in state["modules"]  # the adversary trained beside stage 2 (and resumes)
+    assert not any(k.startswith("adversary") for k in load_checkpoint(out)[0].state_dict())
     assert p["init_from"]["folder"] == str(data / "base_model")
     assert set(p["steps"]) == {"lip_reader", "emotion_classifier", "stage2"}
     assert p["loss_weights_stage2"]["closed"] == SHIPPED.fine_tunes[0].closed

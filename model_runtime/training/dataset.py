@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .feature_cache import Cache
+from .speaker_adversary import voice_ids
 
 
 def intensity_one_hot(values: np.ndarray) -> np.ndarray:
@@ -56,10 +57,14 @@ class WindowSampler:
         voices = cache.voice[self.idx] if cache.voice is not None else None
         w = speaker_balanced(frames, voices, speaker_balance)
         self.p = w / w.sum()
+        self.voice_names = ["" ] if cache.voice is None else voice_ids(cache.voice)[1]
+        self.voice_id = (np.zeros(len(cache.frames), np.int64) if cache.voice is None
+                         else voice_ids(cache.voice)[0])
         self.n_ids = len(cache.meta["styles"])
 
     def sample(self, batch: int, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        """One batch: feat, cond, exp, jaw, phones, mask, emotion_mean, intensity_mean, style."""
+        """One batch: feat, cond, exp, jaw, phones, mask, emotion_mean, intensity_mean, style,
+        voice (index into `voice_names`)."""
         picks = self.rng.choice(self.idx, size=batch, p=self.p)
         ks = self.rng.integers(self.c.variants, size=batch)
         rows = [self.window(int(n), int(k)) for n, k in zip(picks, ks)]
@@ -92,4 +97,5 @@ class WindowSampler:
             "emotion_mean": emo[:L].mean(0),
             "intensity_mean": np.float32(inten[:L].mean()),
             "style": np.int64(c.style[k, n]),
+            "voice": self.voice_id[n],
         }

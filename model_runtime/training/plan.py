@@ -72,6 +72,10 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     p.add_argument("--feature-augment", choices=("on", "off"), default=None,
                    help="stage 2 warps, tilts and masks the log-mel of every batch (default the "
                         "recipe's or fine-tune's)")
+    p.add_argument("--speaker-adversary", type=float, default=None, metavar="W",
+                   help="stage 2 trains a speaker adversary on the audio encoder's frames and "
+                        "sends the encoder its reversed gradient times W (0: none; default the "
+                        "recipe's or fine-tune's)")
     p.add_argument("--stage1-width-weight", type=float, default=SHIPPED.stage1_width_weight,
                    help="stage-1 mouth-width loss weight")
     p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
@@ -124,7 +128,9 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
         speaker_balance=(base.speaker_balance if args.speaker_balance is None
                          else args.speaker_balance),
         feature_augment=(base.feature_augment if args.feature_augment is None
-                         else args.feature_augment == "on"))
+                         else args.feature_augment == "on"),
+        speaker_adversary=(base.speaker_adversary if args.speaker_adversary is None
+                           else args.speaker_adversary))
     if args.fine_tune:
         if args.data is None or args.no_game or args.tts_only:
             raise SystemExit("--fine-tune trains on the game's speakers in DATA: give --data "

@@ -72,6 +72,7 @@ class FineTune:
     stage2_stop: int = 0  # end stage 2 after this many steps of its schedule (0: all of them)
     speaker_balance: float = 0.0  # Recipe.speaker_balance of this phase
     feature_augment: bool = False  # Recipe.feature_augment of this phase
+    speaker_adversary: float = 0.0  # Recipe.speaker_adversary of this phase
 
 
 # the corpus of every fine-tune besides the game: the Asterisk prompts alone
@@ -102,6 +103,9 @@ class Recipe:
     speaker_balance: float = 0.0
     # stage 2 warps, tilts and masks the log-mel of every batch afresh (feature_augment.py)
     feature_augment: bool = False
+    # weight of the reversed gradient of a speaker adversary on the audio encoder's frames
+    # (speaker_adversary.py); 0: none
+    speaker_adversary: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain JSON-ready values (the training record's `resolved_recipe`)."""
@@ -121,7 +125,8 @@ class Recipe:
         return dataclasses.replace(
             self, minutes_budget=f.minutes_budget, stages=stages,
             stage2_weights=dataclasses.replace(self.stage2_weights, closed=f.closed),
-            speaker_balance=f.speaker_balance, feature_augment=f.feature_augment)
+            speaker_balance=f.speaker_balance, feature_augment=f.feature_augment,
+            speaker_adversary=f.speaker_adversary)
 
     def cpu_steps(self) -> dict[str, int]:
         return {k: s.cpu_steps for k, s in self.stages.items()}

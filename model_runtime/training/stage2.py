@@ -19,7 +19,8 @@ from .loop import run_stage
 from .recipe import SHIPPED
 from .losses import (cosine_distance, lip_gap_loss, mouth_width_loss,
                                           vertex_mse)
-from .stage1 import predict_vertices, trainable
+from .speaker_adversary import SpeakerAdversary
+from .stage1 import trainable
 from .validation import lip_sync_proxy
 
 EMOTION_AND_INTENSITY = N_EMOTIONS + INTENSITY_LEVELS  # leading condition columns the exchange swaps
@@ -44,12 +45,16 @@ def exchange_conditions(cond: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 
 def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Tensor,
-                  weights: dict) -> tuple[torch.Tensor, dict]:
-    """The weighted stage-2 loss of one batch and its parts."""
-    B = b["cond"].shape[0]
+                  weights: dict, adversary: SpeakerAdversary | None = None,
+                  adversary_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """The weighted stage-2 loss of one batch and its parts (with `adversary`, also its voice
+    cross-entropy through the gradient reversal, and its frame accuracy)."""
+    B, T = b["cond"].shape[:2]
     cond2 = torch.cat([b["cond"], exchange_conditions(b["cond"], perm)], 0)
-    b2 = {"feat": torch.cat([b["feat"], b["feat"]], 0), "cond": cond2}
-    pred = predict_vertices(model, views, b2)  # (2B, T, V, 3)
+    encoded = model.audio_encoder.forward_features(b["feat"], T)  # the copy hears the same audio
+    out = model.decode(torch.cat([encoded, encoded], 0), cond2)
+    E = out.shape[-1] - 3
+    pred = views(out[..., :E], out[..., E:])  # (2B, T, V, 3)
     mask, mask2 = b["mask"], torch.cat([b["mask"], b["mask"]], 0)
     with torch.no_grad():
         ref = views(b["exp"], b["jaw"])
@@ -70,9 +75,14 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
     emo_copy = cosine_distance(emo_pred[B:], emo_ref[perm])
     loss = (weights["vertex"] * vert + weights["lip"] * lip + weights["emotion"] * emo
             + weights["gap"] * gap + weights["width"] * width)
-    return loss, {"vertex_mm2": vert.item(), "lip": lip.item(), "emotion": emo.item(),
-                  "gap_mm": gap.item(), "width_mm": width.item(),
-                  "lip_copy": lip_copy.item(), "emotion_copy": emo_copy.item()}
+    parts = {"vertex_mm2": vert.item(), "lip": lip.item(), "emotion": emo.item(),
+             "gap_mm": gap.item(), "width_mm": width.item(),
+             "lip_copy": lip_copy.item(), "emotion_copy": emo_copy.item()}
+    if adversary is not None:
+        adv, acc = adversary.loss(encoded, b["voice"], mask)
+        loss = loss + adversary_weight * adv
+        parts.update(voice_ce=adv.item(), voice_acc=acc.item())
+    return loss, parts
 
 
 # the shipped recipe's loss weights (recipe.Stage2Weights says what each weighs)
@@ -83,12 +93,22 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
                  batch: int = SHIPPED.stages["stage2"].batch,
                  lr: float = SHIPPED.stages["stage2"].lr, weights: dict | None = None,
                  budget_s: float = float("inf"), device: str = "cpu", seed: int = 0,
-                 feature_augment: FeatureAugment | None = None, log=print, **loop_kw):
+                 feature_augment: FeatureAugment | None = None, adversary_weight: float = 0.0,
+                 log=print, **loop_kw):
     """Fine-tune the stage-1 model with the EMOTE stage-2 losses; perceptual nets stay frozen.
     With `feature_augment` every training batch's log-mel is warped, tilted and masked afresh
-    (validation never is)."""
+    (validation never is); with `adversary_weight` > 0 a speaker adversary on the encoder's
+    frames (speaker_adversary.py) is trained beside it and its reversed gradient, times the
+    weight, reaches the encoder."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     params = trainable(model)
+    modules = {"model": model}
+    adversary = None
+    if adversary_weight > 0:
+        adversary = SpeakerAdversary(model.audio_encoder.feature_dim,
+                                     len(sampler.voice_names)).to(device)
+        params = params + list(adversary.parameters())
+        modules["adversary"] = adversary
     for net in (lip_reader, emotion_clf):
         net.eval()
         for p in net.parameters():
@@ -101,7 +121,8 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
         if feature_augment is not None:
             b["feat"] = augment_features(b["feat"], aug_rng, feature_augment)
         perm = derangement(b["cond"].shape[0], gen).to(device)
-        return stage2_losses(model, views, lip_reader, emotion_clf, b, perm, w)
+        return stage2_losses(model, views, lip_reader, emotion_clf, b, perm, w, adversary,
+                             adversary_weight)
 
     def val():
         vb = val_sampler.sample(batch, device)
@@ -110,5 +131,5 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
         parts.update(lip_sync_proxy(model, views, val_sampler.c, val_sampler.idx, device))
         return parts
 
-    return run_stage("stage2", work, {"model": model}, params, step, steps, lr, budget_s,
+    return run_stage("stage2", work, modules, params, step, steps, lr, budget_s,
                      val_fn=val if val_sampler else None, samplers=(sampler,), log=log, **loop_kw)

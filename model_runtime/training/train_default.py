@@ -389,6 +389,7 @@ def train_second_stage(run: TrainingRun, reader, clf) -> None:
                                          weights=recipe.stage2_weights.as_dict(),
                                          seed=recipe.seed,
                                          feature_augment=aug if recipe.feature_augment else None,
+                                         adversary_weight=recipe.speaker_adversary,
                                          **run.stage_args("stage2"))
 
 
