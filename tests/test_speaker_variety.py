@@ -174,3 +174,22 @@ def test_adversary_learns_voices_while_its_gradient_pushes_the_encoder_away():
     with torch.no_grad():
         moved = frames - 0.5 * frames.grad  # what the encoder's optimiser would do
         assert adv.loss(moved, voice, mask)[0] > loss
+
+
+def test_upper_face_term_sees_brows_lids_and_cheeks_only():
+    from emote.model_runtime.heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from emote.model_runtime.training.losses import channel_l1
+    from emote.model_runtime.training.stage2 import upper_face_channels
+
+    idx = upper_face_channels(len(OPEN_HEAD_CHANNELS))
+    names = {OPEN_HEAD_CHANNELS[i] for i in idx.tolist()}
+    assert {"browInnerUp", "browOuterUp_L", "eyeWide_R", "cheekSquint_L", "noseSneer_L"} <= names
+    assert not names & {"eyeBlink_L", "eyeBlink_R", "jawOpen", "mouthSmile_L", "cheekPuff"}
+    ref = torch.zeros(2, 5, len(OPEN_HEAD_CHANNELS))
+    pred = ref.clone()
+    pred[..., OPEN_HEAD_CHANNELS.index("mouthSmile_L")] = 1.0  # the lower face is not its business
+    assert channel_l1(pred, ref, idx) == 0
+    pred[..., OPEN_HEAD_CHANNELS.index("browInnerUp")] = 0.5
+    assert channel_l1(pred, ref, idx).item() == pytest.approx(0.5 / len(idx))
+    mask = torch.zeros(2, 5)
+    assert channel_l1(pred, ref, idx, mask) == 0  # only valid frames count

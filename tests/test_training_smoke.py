@@ -362,10 +362,11 @@ def test_fine_tune_phase_trains_from_the_base_on_game_speech(tiny, tmp_path, mon
     out = data / "fine_tune_1_model"
     assert main(["--data", str(data), "--fine-tune", "1", "--out", str(out), *common,
                  "--speaker-balance", "0.5", "--feature-augment", "on",
-                 "--speaker-adversary", "0.3"]) == 0
+                 "--speaker-adversary", "0.3", "--upper-face-weight", "2"]) == 0
     p = load_checkpoint(out)[1]["provenance"]
     r = p["resolved_recipe"]
-    assert (r["speaker_balance"], r["feature_augment"], r["speaker_adversary"]) == (0.5, True, 0.3)
+    assert (r["speaker_balance"], r["feature_augment"], r["speaker_adversary"],
+            r["upper_face"]) == (0.5, True, 0.3, 2.0)
     state = torch.load(data / "fine_tune_1_run" / "stage2" / "state.pt", weights_only=True)
     assert "adversary" in state["modules"]  # the adversary trained beside stage 2 (and resumes)
     assert not any(k.startswith("adversary") for k in load_checkpoint(out)[0].state_dict())

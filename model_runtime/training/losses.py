@@ -58,3 +58,14 @@ def mouth_width_loss(width_pred: torch.Tensor, width_ref: torch.Tensor,
     median = width_ref.median(dim=-1, keepdim=True).values
     w = 1.0 + narrow_weight * (width_ref < narrow_fraction * median).to(width_ref.dtype)
     return masked_mean(w * (width_pred - width_ref).abs(), mask)
+
+
+def channel_l1(pred: torch.Tensor, ref: torch.Tensor, channels: torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 error of some expression channels (B, T, E) -> masked mean over those channels.
+
+    Stage 2's upper-face term: brows, lids and cheeks carry the emotion, move a few
+    millimetres and are a small share of the face's vertices, so a face-wide vertex MSE lets
+    them shrink toward the mean of all emotions (surprised then reads as fear)."""
+    return masked_mean((pred.index_select(-1, channels) - ref.index_select(-1, channels)).abs(),
+                       mask)

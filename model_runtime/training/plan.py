@@ -76,6 +76,9 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
                    help="stage 2 trains a speaker adversary on the audio encoder's frames and "
                         "sends the encoder its reversed gradient times W (0: none; default the "
                         "recipe's or fine-tune's)")
+    p.add_argument("--upper-face-weight", type=float, default=None, metavar="W",
+                   help="stage-2 L1 term on the upper-face channels (brows, lids, cheeks) against "
+                        "the teacher (0: none; default the recipe's or fine-tune's)")
     p.add_argument("--stage1-width-weight", type=float, default=SHIPPED.stage1_width_weight,
                    help="stage-1 mouth-width loss weight")
     p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
@@ -130,7 +133,8 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
         feature_augment=(base.feature_augment if args.feature_augment is None
                          else args.feature_augment == "on"),
         speaker_adversary=(base.speaker_adversary if args.speaker_adversary is None
-                           else args.speaker_adversary))
+                           else args.speaker_adversary),
+        upper_face=base.upper_face if args.upper_face_weight is None else args.upper_face_weight)
     if args.fine_tune:
         if args.data is None or args.no_game or args.tts_only:
             raise SystemExit("--fine-tune trains on the game's speakers in DATA: give --data "

@@ -73,6 +73,7 @@ class FineTune:
     speaker_balance: float = 0.0  # Recipe.speaker_balance of this phase
     feature_augment: bool = False  # Recipe.feature_augment of this phase
     speaker_adversary: float = 0.0  # Recipe.speaker_adversary of this phase
+    upper_face: float = 0.0  # Recipe.upper_face of this phase
 
 
 # the corpus of every fine-tune besides the game: the Asterisk prompts alone
@@ -106,6 +107,9 @@ class Recipe:
     # weight of the reversed gradient of a speaker adversary on the audio encoder's frames
     # (speaker_adversary.py); 0: none
     speaker_adversary: float = 0.0
+    # weight of stage 2's L1 term on the upper-face channels (brows, lids, cheeks, nose) against
+    # the teacher (losses.channel_l1); 0: none
+    upper_face: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain JSON-ready values (the training record's `resolved_recipe`)."""
@@ -126,7 +130,7 @@ class Recipe:
             self, minutes_budget=f.minutes_budget, stages=stages,
             stage2_weights=dataclasses.replace(self.stage2_weights, closed=f.closed),
             speaker_balance=f.speaker_balance, feature_augment=f.feature_augment,
-            speaker_adversary=f.speaker_adversary)
+            speaker_adversary=f.speaker_adversary, upper_face=f.upper_face)
 
     def cpu_steps(self) -> dict[str, int]:
         return {k: s.cpu_steps for k, s in self.stages.items()}

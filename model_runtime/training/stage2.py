@@ -17,13 +17,23 @@ from ..emotions import INTENSITY_LEVELS, N_EMOTIONS
 from .feature_augment import FeatureAugment, augment_features
 from .loop import run_stage
 from .recipe import SHIPPED
-from .losses import (cosine_distance, lip_gap_loss, mouth_width_loss,
-                                          vertex_mse)
+from .losses import (channel_l1, cosine_distance, lip_gap_loss, mouth_width_loss,
+                     vertex_mse)
 from .speaker_adversary import SpeakerAdversary
 from .stage1 import trainable
 from .validation import lip_sync_proxy
 
 EMOTION_AND_INTENSITY = N_EMOTIONS + INTENSITY_LEVELS  # leading condition columns the exchange swaps
+
+
+def upper_face_channels(n_exp: int) -> torch.Tensor:
+    """Indices of the open head's upper-face channels (strengths.region_of, without the blinks,
+    which alive.py makes) among its first n_exp expression channels."""
+    from ..heads.arkit_channels import OPEN_HEAD_CHANNELS
+    from ..strengths import BLINK_CHANNELS, region_of
+
+    return torch.tensor([i for i, n in enumerate(OPEN_HEAD_CHANNELS[:n_exp])
+                         if region_of(n) == "upper" and n not in BLINK_CHANNELS])
 
 
 def derangement(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -46,9 +56,11 @@ def exchange_conditions(cond: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Tensor,
                   weights: dict, adversary: SpeakerAdversary | None = None,
-                  adversary_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+                  adversary_weight: float = 0.0, upper_face_weight: float = 0.0
+                  ) -> tuple[torch.Tensor, dict]:
     """The weighted stage-2 loss of one batch and its parts (with `adversary`, also its voice
-    cross-entropy through the gradient reversal, and its frame accuracy)."""
+    cross-entropy through the gradient reversal, and its frame accuracy; with
+    `upper_face_weight`, the L1 error of the upper-face channels on the original half)."""
     B, T = b["cond"].shape[:2]
     cond2 = torch.cat([b["cond"], exchange_conditions(b["cond"], perm)], 0)
     encoded = model.audio_encoder.forward_features(b["feat"], T)  # the copy hears the same audio
@@ -78,6 +90,10 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
     parts = {"vertex_mm2": vert.item(), "lip": lip.item(), "emotion": emo.item(),
              "gap_mm": gap.item(), "width_mm": width.item(),
              "lip_copy": lip_copy.item(), "emotion_copy": emo_copy.item()}
+    if upper_face_weight > 0:
+        upper = channel_l1(out[:B, :, :E], b["exp"], upper_face_channels(E).to(out.device), mask)
+        loss = loss + upper_face_weight * upper
+        parts["upper_face"] = upper.item()
     if adversary is not None:
         adv, acc = adversary.loss(encoded, b["voice"], mask)
         loss = loss + adversary_weight * adv
@@ -94,12 +110,13 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
                  lr: float = SHIPPED.stages["stage2"].lr, weights: dict | None = None,
                  budget_s: float = float("inf"), device: str = "cpu", seed: int = 0,
                  feature_augment: FeatureAugment | None = None, adversary_weight: float = 0.0,
-                 log=print, **loop_kw):
+                 upper_face_weight: float = 0.0, log=print, **loop_kw):
     """Fine-tune the stage-1 model with the EMOTE stage-2 losses; perceptual nets stay frozen.
     With `feature_augment` every training batch's log-mel is warped, tilted and masked afresh
     (validation never is); with `adversary_weight` > 0 a speaker adversary on the encoder's
     frames (speaker_adversary.py) is trained beside it and its reversed gradient, times the
-    weight, reaches the encoder."""
+    weight, reaches the encoder; `upper_face_weight` weighs an L1 term on the upper-face
+    channels (losses.channel_l1)."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     params = trainable(model)
     modules = {"model": model}
@@ -122,7 +139,7 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
             b["feat"] = augment_features(b["feat"], aug_rng, feature_augment)
         perm = derangement(b["cond"].shape[0], gen).to(device)
         return stage2_losses(model, views, lip_reader, emotion_clf, b, perm, w, adversary,
-                             adversary_weight)
+                             adversary_weight, upper_face_weight)
 
     def val():
         vb = val_sampler.sample(batch, device)

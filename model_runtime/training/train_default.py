@@ -390,6 +390,7 @@ def train_second_stage(run: TrainingRun, reader, clf) -> None:
                                          seed=recipe.seed,
                                          feature_augment=aug if recipe.feature_augment else None,
                                          adversary_weight=recipe.speaker_adversary,
+                                         upper_face_weight=recipe.upper_face,
                                          **run.stage_args("stage2"))
 
 
