@@ -77,6 +77,11 @@ def _assert_record_is(p: dict, r) -> None:
         assert p["steps"]["stage2"] >= 0.8 * r.cpu_steps()["stage2"]
     assert f"--minutes-budget {r.minutes_budget:g} " in p["command"]
     assert f"--closure-weight {r.stage2_weights.closed:g}" in p["command"]
+    # stage 2's speaker variety and upper-face term (records older than them had none)
+    resolved = p.get("resolved_recipe", {})
+    for key, off in (("speaker_balance", 0.0), ("feature_augment", False),
+                     ("speaker_adversary", 0.0), ("upper_face", 0.0)):
+        assert resolved.get(key, off) == getattr(r, key), key
 
 
 def test_recipe_matches_the_shipped_checkpoints_record():
