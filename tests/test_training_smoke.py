@@ -362,11 +362,18 @@ def test_fine_tune_phase_trains_from_the_base_on_game_speech(tiny, tmp_path, mon
     out = data / "fine_tune_1_model"
     assert main(["--data", str(data), "--fine-tune", "1", "--out", str(out), *common,
                  "--speaker-balance", "0.5", "--feature-augment", "on",
-                 "--speaker-adversary", "0.3", "--upper-face-weight", "2"]) == 0
+                 "--speaker-adversary", "0.3", "--upper-face-weight", "2",
+                 "--flint-lr-scale", "0.5"]) == 0
     p = load_checkpoint(out)[1]["provenance"]
     r = p["resolved_recipe"]
     assert (r["speaker_balance"], r["feature_augment"], r["speaker_adversary"],
-            r["upper_face"]) == (0.5, True, 0.3, 2.0)
+            r["upper_face"], r["flint_lr_scale"]) == (0.5, True, 0.3, 2.0, 0.5)
+    # the FLINT decoder trained too (its BatchNorm statistics did not)
+    before = load_checkpoint(data / "base_model")[0].flint.state_dict()
+    after = load_checkpoint(out)[0].flint.state_dict()
+    weights = [k for k in before if k.endswith("weight") and before[k].dim() > 1]
+    assert weights and any(not torch.equal(before[k], after[k]) for k in weights)
+    assert all(torch.equal(before[k], after[k]) for k in before if "running_" in k)
     state = torch.load(data / "fine_tune_1_run" / "stage2" / "state.pt", weights_only=True)
     assert "adversary" in state["modules"]  # the adversary trained beside stage 2 (and resumes)
     assert not any(k.startswith("adversary") for k in load_checkpoint(out)[0].state_dict())

@@ -50,6 +50,8 @@ def run_stage(name: str, work: str | Path, modules: dict[str, torch.nn.Module],
     path = _state_path(work, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.Adam(params, lr=lr)
+    # params: tensors, or Adam parameter groups (dicts with "params" and their own "lr")
+    tensors = [t for g in params for t in (g["params"] if isinstance(g, dict) else [g])]
     warm = max(1, min(100, steps // 20))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(
@@ -89,7 +91,7 @@ def run_stage(name: str, work: str | Path, modules: dict[str, torch.nn.Module],
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            torch.nn.utils.clip_grad_norm_(tensors, grad_clip)
         opt.step()
         sched.step()
         step += 1

@@ -74,6 +74,7 @@ class FineTune:
     feature_augment: bool = False  # Recipe.feature_augment of this phase
     speaker_adversary: float = 0.0  # Recipe.speaker_adversary of this phase
     upper_face: float = 0.0  # Recipe.upper_face of this phase
+    flint_lr_scale: float = 0.0  # Recipe.flint_lr_scale of this phase
 
 
 # the corpus of every fine-tune besides the game: the Asterisk prompts alone
@@ -110,6 +111,9 @@ class Recipe:
     # weight of stage 2's L1 term on the upper-face channels (brows, lids, cheeks, nose) against
     # the teacher (losses.channel_l1); 0: none
     upper_face: float = 0.0
+    # stage 2 also trains the FLINT decoder at this fraction of its learning rate; 0: frozen,
+    # as in EMOTE
+    flint_lr_scale: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain JSON-ready values (the training record's `resolved_recipe`)."""
@@ -130,7 +134,8 @@ class Recipe:
             self, minutes_budget=f.minutes_budget, stages=stages,
             stage2_weights=dataclasses.replace(self.stage2_weights, closed=f.closed),
             speaker_balance=f.speaker_balance, feature_augment=f.feature_augment,
-            speaker_adversary=f.speaker_adversary, upper_face=f.upper_face)
+            speaker_adversary=f.speaker_adversary, upper_face=f.upper_face,
+            flint_lr_scale=f.flint_lr_scale)
 
     def cpu_steps(self) -> dict[str, int]:
         return {k: s.cpu_steps for k, s in self.stages.items()}

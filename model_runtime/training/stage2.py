@@ -110,21 +110,31 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
                  lr: float = SHIPPED.stages["stage2"].lr, weights: dict | None = None,
                  budget_s: float = float("inf"), device: str = "cpu", seed: int = 0,
                  feature_augment: FeatureAugment | None = None, adversary_weight: float = 0.0,
-                 upper_face_weight: float = 0.0, log=print, **loop_kw):
+                 upper_face_weight: float = 0.0, flint_lr_scale: float = 0.0, log=print,
+                 **loop_kw):
     """Fine-tune the stage-1 model with the EMOTE stage-2 losses; perceptual nets stay frozen.
     With `feature_augment` every training batch's log-mel is warped, tilted and masked afresh
     (validation never is); with `adversary_weight` > 0 a speaker adversary on the encoder's
     frames (speaker_adversary.py) is trained beside it and its reversed gradient, times the
     weight, reaches the encoder; `upper_face_weight` weighs an L1 term on the upper-face
-    channels (losses.channel_l1)."""
+    channels (losses.channel_l1). `flint_lr_scale` > 0 also trains the FLINT decoder's weights
+    at that fraction of the learning rate (its BatchNorm statistics stay frozen): a prior fitted
+    to an older teacher cannot reach the current one's wide eyes or one-sided smile."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     params = trainable(model)
+    if flint_lr_scale > 0:
+        flint = list(model.flint.parameters())
+        for p in flint:
+            p.requires_grad_(True)
+        params = [{"params": params}, {"params": flint, "lr": lr * flint_lr_scale}]
     modules = {"model": model}
     adversary = None
     if adversary_weight > 0:
         adversary = SpeakerAdversary(model.audio_encoder.feature_dim,
                                      len(sampler.voice_names)).to(device)
-        params = params + list(adversary.parameters())
+        extra = list(adversary.parameters())
+        params = (params + extra if flint_lr_scale <= 0
+                  else params + [{"params": extra}])
         modules["adversary"] = adversary
     for net in (lip_reader, emotion_clf):
         net.eval()

@@ -391,6 +391,7 @@ def train_second_stage(run: TrainingRun, reader, clf) -> None:
                                          feature_augment=aug if recipe.feature_augment else None,
                                          adversary_weight=recipe.speaker_adversary,
                                          upper_face_weight=recipe.upper_face,
+                                         flint_lr_scale=recipe.flint_lr_scale,
                                          **run.stage_args("stage2"))
 
 
