@@ -38,3 +38,23 @@ def test_a_single_run_has_no_phases_table_and_says_it_is_mostly_synthetic():
     text = model_card.render({"provenance": _record("train", {"stage2": 1.0}, 0.5,
                                                     {"flite:slt": 5})})
     assert "## Phases" not in text and "trained mostly on synthetic (TTS) speech" in text
+
+
+def test_recipe_section_names_the_stage2_options_a_phase_used():
+    import json
+    from pathlib import Path
+
+    cfg = json.loads((Path(__file__).resolve().parents[1]
+                      / "model_runtime/default_model/config.json").read_text())
+    p = cfg["provenance"]
+    r = dict(p["resolved_recipe"])
+    text = model_card.render(cfg)
+    on = [k for k in ("speaker_balance", "feature_augment", "speaker_adversary", "upper_face",
+                      "flint_lr_scale") if r.get(k)]
+    assert ("Stage 2 also:" in text) == bool(on)
+    if r.get("flint_lr_scale"):
+        assert "not frozen, unlike EMOTE" in text
+    for k in on:
+        r[k] = 0
+    plain = model_card.render({**cfg, "provenance": {**p, "resolved_recipe": r}})
+    assert "Stage 2 also:" not in plain and "not frozen" not in plain

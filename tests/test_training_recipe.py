@@ -140,8 +140,9 @@ def test_fine_tune_phases_resolve_their_folders_and_settings(tmp_path):
     for bad in (["--fine-tune", "1"], ["--data", str(data), "--fine-tune", "1", "--no-game"]):
         with pytest.raises(SystemExit, match="--fine-tune trains on the game"):
             _plan(bad)
-    with pytest.raises(SystemExit, match="--fine-tune 3: fine-tune 3: the recipe has 2"):
-        _plan(["--data", str(data), "--fine-tune", "3"])
+    n = len(SHIPPED.fine_tunes) + 1
+    with pytest.raises(SystemExit, match=f"--fine-tune {n}: fine-tune {n}: the recipe has {n - 1}"):
+        _plan(["--data", str(data), "--fine-tune", str(n)])
 
 
 def test_fine_tune_builds_the_asterisk_prompts_and_needs_the_game(tmp_path, monkeypatch):

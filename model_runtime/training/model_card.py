@@ -100,7 +100,24 @@ command's options (provenance `resolved_recipe` in `config.json`).
   mouth width {r['stage1_width_weight']:g}; stage 2 vertex {w['vertex']:g}, lip reading
   {w['lip']:g}, emotion {w['emotion']:g}, lip gap {w['gap']:g} (frames where the teacher's lips
   touch counted {1 + w['closed']:g}x), mouth width {w['width']:g} (vertex loss in mm^2, lip gap
-  and width L1 in mm, perceptual losses as 1 - cosine)."""
+  and width L1 in mm, perceptual losses as 1 - cosine).{_stage2_extras(r)}"""
+
+
+def _stage2_extras(r: dict) -> str:
+    """A bullet for the stage-2 options a resolved recipe turned on (none: empty)."""
+    parts = []
+    if r.get("speaker_balance"):
+        parts.append(f"utterances drawn by frames / voice frames^{r['speaker_balance']:g}")
+    if r.get("feature_augment"):
+        parts.append("each batch's log-mel warped, tilted and band-masked afresh")
+    if r.get("speaker_adversary"):
+        parts.append(f"a speaker adversary's reversed gradient x{r['speaker_adversary']:g}")
+    if r.get("upper_face"):
+        parts.append(f"an upper-face L1 term x{r['upper_face']:g}")
+    if r.get("flint_lr_scale"):
+        parts.append(f"the FLINT decoder trained at {r['flint_lr_scale']:g}x the learning rate "
+                     "(not frozen, unlike EMOTE)")
+    return "\n- Stage 2 also: " + "; ".join(parts) + "." if parts else ""
 
 
 def phases(p: dict) -> list[dict]:
