@@ -50,7 +50,7 @@ def test_recipe_section_names_the_stage2_options_a_phase_used():
     r = dict(p["resolved_recipe"])
     text = model_card.render(cfg)
     on = [k for k in ("speaker_balance", "feature_augment", "speaker_adversary", "upper_face",
-                      "flint_lr_scale") if r.get(k)]
+                      "flint_lr_scale", "mouth_emotion") if r.get(k)]
     assert ("Stage 2 also:" in text) == bool(on)
     if r.get("flint_lr_scale"):
         assert "not frozen, unlike EMOTE" in text

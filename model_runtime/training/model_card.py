@@ -114,6 +114,8 @@ def _stage2_extras(r: dict) -> str:
         parts.append(f"a speaker adversary's reversed gradient x{r['speaker_adversary']:g}")
     if r.get("upper_face"):
         parts.append(f"an upper-face L1 term x{r['upper_face']:g}")
+    if r.get("mouth_emotion"):
+        parts.append(f"a smile/dimple/frown L1 term x{r['mouth_emotion']:g}")
     if r.get("flint_lr_scale"):
         parts.append(f"the FLINT decoder trained at {r['flint_lr_scale']:g}x the learning rate "
                      "(not frozen, unlike EMOTE)")

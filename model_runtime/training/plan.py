@@ -79,6 +79,9 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     p.add_argument("--upper-face-weight", type=float, default=None, metavar="W",
                    help="stage-2 L1 term on the upper-face channels (brows, lids, cheeks) against "
                         "the teacher (0: none; default the recipe's or fine-tune's)")
+    p.add_argument("--mouth-emotion-weight", type=float, default=None, metavar="W",
+                   help="stage-2 L1 term on the smile, dimple and frown channels against the "
+                        "teacher (0: none; default the recipe's or fine-tune's)")
     p.add_argument("--flint-lr-scale", type=float, default=None, metavar="F",
                    help="stage 2 also trains the FLINT decoder at F times its learning rate (0: "
                         "frozen, as in EMOTE; default the recipe's or fine-tune's)")
@@ -139,7 +142,9 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
                            else args.speaker_adversary),
         upper_face=base.upper_face if args.upper_face_weight is None else args.upper_face_weight,
         flint_lr_scale=(base.flint_lr_scale if args.flint_lr_scale is None
-                        else args.flint_lr_scale))
+                        else args.flint_lr_scale),
+        mouth_emotion=(base.mouth_emotion if args.mouth_emotion_weight is None
+                       else args.mouth_emotion_weight))
     if args.fine_tune:
         if args.data is None or args.no_game or args.tts_only:
             raise SystemExit("--fine-tune trains on the game's speakers in DATA: give --data "

@@ -75,6 +75,7 @@ class FineTune:
     speaker_adversary: float = 0.0  # Recipe.speaker_adversary of this phase
     upper_face: float = 0.0  # Recipe.upper_face of this phase
     flint_lr_scale: float = 0.0  # Recipe.flint_lr_scale of this phase
+    mouth_emotion: float = 0.0  # Recipe.mouth_emotion of this phase
 
 
 # the corpus of every fine-tune besides the game: the Asterisk prompts alone
@@ -114,6 +115,8 @@ class Recipe:
     # stage 2 also trains the FLINT decoder at this fraction of its learning rate; 0: frozen,
     # as in EMOTE
     flint_lr_scale: float = 0.0
+    # weight of stage 2's L1 term on the smile, dimple and frown channels; 0: none
+    mouth_emotion: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain JSON-ready values (the training record's `resolved_recipe`)."""
@@ -135,7 +138,7 @@ class Recipe:
             stage2_weights=dataclasses.replace(self.stage2_weights, closed=f.closed),
             speaker_balance=f.speaker_balance, feature_augment=f.feature_augment,
             speaker_adversary=f.speaker_adversary, upper_face=f.upper_face,
-            flint_lr_scale=f.flint_lr_scale)
+            flint_lr_scale=f.flint_lr_scale, mouth_emotion=f.mouth_emotion)
 
     def cpu_steps(self) -> dict[str, int]:
         return {k: s.cpu_steps for k, s in self.stages.items()}

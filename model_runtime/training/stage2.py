@@ -36,6 +36,18 @@ def upper_face_channels(n_exp: int) -> torch.Tensor:
                          if region_of(n) == "upper" and n not in BLINK_CHANNELS])
 
 
+MOUTH_EMOTION_PREFIXES = ("mouthSmile", "mouthDimple", "mouthFrown")
+
+
+def mouth_emotion_channels(n_exp: int) -> torch.Tensor:
+    """Indices of the mouth channels the teacher drives from the emotion (smile, dimple, frown;
+    speech barely uses them) among the open head's first n_exp expression channels."""
+    from ..heads.arkit_channels import OPEN_HEAD_CHANNELS
+
+    return torch.tensor([i for i, n in enumerate(OPEN_HEAD_CHANNELS[:n_exp])
+                         if n.startswith(MOUTH_EMOTION_PREFIXES)])
+
+
 def derangement(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """A random permutation of range(n) with no fixed points (identity when n == 1)."""
     if n == 1:
@@ -56,11 +68,12 @@ def exchange_conditions(cond: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Tensor,
                   weights: dict, adversary: SpeakerAdversary | None = None,
-                  adversary_weight: float = 0.0, upper_face_weight: float = 0.0
-                  ) -> tuple[torch.Tensor, dict]:
+                  adversary_weight: float = 0.0, upper_face_weight: float = 0.0,
+                  mouth_emotion_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """The weighted stage-2 loss of one batch and its parts (with `adversary`, also its voice
     cross-entropy through the gradient reversal, and its frame accuracy; with
-    `upper_face_weight`, the L1 error of the upper-face channels on the original half)."""
+    `upper_face_weight` and `mouth_emotion_weight`, the L1 error of the upper-face channels and of
+    the smile, dimple and frown channels on the original half)."""
     B, T = b["cond"].shape[:2]
     cond2 = torch.cat([b["cond"], exchange_conditions(b["cond"], perm)], 0)
     encoded = model.audio_encoder.forward_features(b["feat"], T)  # the copy hears the same audio
@@ -94,6 +107,11 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
         upper = channel_l1(out[:B, :, :E], b["exp"], upper_face_channels(E).to(out.device), mask)
         loss = loss + upper_face_weight * upper
         parts["upper_face"] = upper.item()
+    if mouth_emotion_weight > 0:
+        mouth = channel_l1(out[:B, :, :E], b["exp"], mouth_emotion_channels(E).to(out.device),
+                           mask)
+        loss = loss + mouth_emotion_weight * mouth
+        parts["mouth_emotion"] = mouth.item()
     if adversary is not None:
         adv, acc = adversary.loss(encoded, b["voice"], mask)
         loss = loss + adversary_weight * adv
@@ -110,14 +128,15 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
                  lr: float = SHIPPED.stages["stage2"].lr, weights: dict | None = None,
                  budget_s: float = float("inf"), device: str = "cpu", seed: int = 0,
                  feature_augment: FeatureAugment | None = None, adversary_weight: float = 0.0,
-                 upper_face_weight: float = 0.0, flint_lr_scale: float = 0.0, log=print,
-                 **loop_kw):
+                 upper_face_weight: float = 0.0, flint_lr_scale: float = 0.0,
+                 mouth_emotion_weight: float = 0.0, log=print, **loop_kw):
     """Fine-tune the stage-1 model with the EMOTE stage-2 losses; perceptual nets stay frozen.
     With `feature_augment` every training batch's log-mel is warped, tilted and masked afresh
     (validation never is); with `adversary_weight` > 0 a speaker adversary on the encoder's
     frames (speaker_adversary.py) is trained beside it and its reversed gradient, times the
     weight, reaches the encoder; `upper_face_weight` weighs an L1 term on the upper-face
-    channels (losses.channel_l1). `flint_lr_scale` > 0 also trains the FLINT decoder's weights
+    channels (losses.channel_l1), `mouth_emotion_weight` one on the smile, dimple and frown
+    channels (a one-sided smile is what tells contempt from happy). `flint_lr_scale` > 0 also trains the FLINT decoder's weights
     at that fraction of the learning rate (its BatchNorm statistics stay frozen): a prior fitted
     to an older teacher cannot reach the current one's wide eyes or one-sided smile."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
@@ -149,7 +168,7 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
             b["feat"] = augment_features(b["feat"], aug_rng, feature_augment)
         perm = derangement(b["cond"].shape[0], gen).to(device)
         return stage2_losses(model, views, lip_reader, emotion_clf, b, perm, w, adversary,
-                             adversary_weight, upper_face_weight)
+                             adversary_weight, upper_face_weight, mouth_emotion_weight)
 
     def val():
         vb = val_sampler.sample(batch, device)
