@@ -142,7 +142,7 @@ def test_gradient_reversal_is_identity_forward_and_negated_backward():
 
 
 def test_voice_ids_index_the_sorted_voices():
-    from emote.model_runtime.training.speaker_adversary import voice_ids
+    from emote.model_runtime.training.dataset import voice_ids
 
     ids, names = voice_ids(np.array(["queen:joe", "asterisk:allison", "queen:joe", ""]))
     assert names == ["", "asterisk:allison", "queen:joe"] and ids.tolist() == [2, 1, 2, 0]

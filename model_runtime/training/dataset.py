@@ -6,7 +6,6 @@ import numpy as np
 import torch
 
 from .feature_cache import Cache
-from .speaker_adversary import voice_ids
 
 
 def intensity_one_hot(values: np.ndarray) -> np.ndarray:
@@ -26,6 +25,12 @@ def condition_rows(emotion: np.ndarray, intensity: np.ndarray, style: int,
     ident = np.zeros((T, n_ids), np.float32)
     ident[:, style] = 1.0
     return np.concatenate([emotion.astype(np.float32), intensity_one_hot(intensity), ident], 1)
+
+
+def voice_ids(voices: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(N,) int ids of the cache's voices and the names they index, sorted ("" is one voice)."""
+    names, ids = np.unique(np.asarray(voices).astype(str), return_inverse=True)
+    return ids.astype(np.int64), names.tolist()
 
 
 def speaker_balanced(frames: np.ndarray, voices: np.ndarray | None, power: float) -> np.ndarray:
@@ -57,9 +62,8 @@ class WindowSampler:
         voices = cache.voice[self.idx] if cache.voice is not None else None
         w = speaker_balanced(frames, voices, speaker_balance)
         self.p = w / w.sum()
-        self.voice_names = ["" ] if cache.voice is None else voice_ids(cache.voice)[1]
-        self.voice_id = (np.zeros(len(cache.frames), np.int64) if cache.voice is None
-                         else voice_ids(cache.voice)[0])
+        self.voice_id, self.voice_names = voice_ids(
+            cache.voice if cache.voice is not None else np.full(len(cache.frames), ""))
         self.n_ids = len(cache.meta["styles"])
 
     def sample(self, batch: int, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

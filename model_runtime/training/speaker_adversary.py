@@ -10,7 +10,6 @@ nothing of it is saved into the shipped checkpoint.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,13 +31,6 @@ class _Reverse(torch.autograd.Function):
 def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """x unchanged, with its gradient multiplied by -scale on the way back."""
     return _Reverse.apply(x, float(scale))
-
-
-def voice_ids(voices: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """(N,) int ids of the cache's voices and the names they index, sorted ("" is one voice)."""
-    names = sorted(set(str(v) for v in voices))
-    index = {n: i for i, n in enumerate(names)}
-    return np.array([index[str(v)] for v in voices], np.int64), names
 
 
 class SpeakerAdversary(nn.Module):
@@ -67,4 +59,4 @@ class SpeakerAdversary(nn.Module):
         return (ce * m).sum() / denom, acc
 
 
-__all__ = ["SpeakerAdversary", "reverse_gradient", "voice_ids"]
+__all__ = ["SpeakerAdversary", "reverse_gradient"]
