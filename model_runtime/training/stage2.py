@@ -10,6 +10,8 @@ stays frozen (BatchNorm in eval mode) as the output layer.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -26,26 +28,31 @@ from .validation import lip_sync_proxy
 EMOTION_AND_INTENSITY = N_EMOTIONS + INTENSITY_LEVELS  # leading condition columns the exchange swaps
 
 
+def _open_head_channels(n_exp: int, keep) -> torch.Tensor:
+    """Indices of the open head's first n_exp expression channels whose name `keep` accepts."""
+    from ..heads.arkit_channels import OPEN_HEAD_CHANNELS
+
+    return torch.tensor([i for i, n in enumerate(OPEN_HEAD_CHANNELS[:n_exp]) if keep(n)])
+
+
+@functools.cache
 def upper_face_channels(n_exp: int) -> torch.Tensor:
     """Indices of the open head's upper-face channels (strengths.region_of, without the blinks,
     which alive.py makes) among its first n_exp expression channels."""
-    from ..heads.arkit_channels import OPEN_HEAD_CHANNELS
     from ..strengths import BLINK_CHANNELS, region_of
 
-    return torch.tensor([i for i, n in enumerate(OPEN_HEAD_CHANNELS[:n_exp])
-                         if region_of(n) == "upper" and n not in BLINK_CHANNELS])
+    return _open_head_channels(n_exp, lambda n: region_of(n) == "upper"
+                               and n not in BLINK_CHANNELS)
 
 
 MOUTH_EMOTION_PREFIXES = ("mouthSmile", "mouthDimple", "mouthFrown")
 
 
+@functools.cache
 def mouth_emotion_channels(n_exp: int) -> torch.Tensor:
     """Indices of the mouth channels the teacher drives from the emotion (smile, dimple, frown;
     speech barely uses them) among the open head's first n_exp expression channels."""
-    from ..heads.arkit_channels import OPEN_HEAD_CHANNELS
-
-    return torch.tensor([i for i, n in enumerate(OPEN_HEAD_CHANNELS[:n_exp])
-                         if n.startswith(MOUTH_EMOTION_PREFIXES)])
+    return _open_head_channels(n_exp, lambda n: n.startswith(MOUTH_EMOTION_PREFIXES))
 
 
 def derangement(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -103,15 +110,13 @@ def stage2_losses(model, views, lip_reader, emotion_clf, b: dict, perm: torch.Te
     parts = {"vertex_mm2": vert.item(), "lip": lip.item(), "emotion": emo.item(),
              "gap_mm": gap.item(), "width_mm": width.item(),
              "lip_copy": lip_copy.item(), "emotion_copy": emo_copy.item()}
-    if upper_face_weight > 0:
-        upper = channel_l1(out[:B, :, :E], b["exp"], upper_face_channels(E).to(out.device), mask)
-        loss = loss + upper_face_weight * upper
-        parts["upper_face"] = upper.item()
-    if mouth_emotion_weight > 0:
-        mouth = channel_l1(out[:B, :, :E], b["exp"], mouth_emotion_channels(E).to(out.device),
-                           mask)
-        loss = loss + mouth_emotion_weight * mouth
-        parts["mouth_emotion"] = mouth.item()
+    for name, weight, channels in (("upper_face", upper_face_weight, upper_face_channels),
+                                   ("mouth_emotion", mouth_emotion_weight,
+                                    mouth_emotion_channels)):
+        if weight > 0:
+            term = channel_l1(out[:B, :, :E], b["exp"], channels(E).to(out.device), mask)
+            loss = loss + weight * term
+            parts[name] = term.item()
     if adversary is not None:
         adv, acc = adversary.loss(encoded, b["voice"], mask)
         loss = loss + adversary_weight * adv
@@ -136,24 +141,23 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
     frames (speaker_adversary.py) is trained beside it and its reversed gradient, times the
     weight, reaches the encoder; `upper_face_weight` weighs an L1 term on the upper-face
     channels (losses.channel_l1), `mouth_emotion_weight` one on the smile, dimple and frown
-    channels (a one-sided smile is what tells contempt from happy). `flint_lr_scale` > 0 also trains the FLINT decoder's weights
-    at that fraction of the learning rate (its BatchNorm statistics stay frozen): a prior fitted
-    to an older teacher cannot reach the current one's wide eyes or one-sided smile."""
+    channels (a one-sided smile is what tells contempt from happy). `flint_lr_scale` > 0 also
+    trains the FLINT decoder's weights at that fraction of the learning rate (its BatchNorm
+    statistics stay frozen): a prior fitted to an older teacher cannot reach the current one's
+    wide eyes or one-sided smile."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
-    params = trainable(model)
+    groups = [{"params": trainable(model)}]  # Adam parameter groups
     if flint_lr_scale > 0:
         flint = list(model.flint.parameters())
         for p in flint:
             p.requires_grad_(True)
-        params = [{"params": params}, {"params": flint, "lr": lr * flint_lr_scale}]
+        groups.append({"params": flint, "lr": lr * flint_lr_scale})
     modules = {"model": model}
     adversary = None
     if adversary_weight > 0:
         adversary = SpeakerAdversary(model.audio_encoder.feature_dim,
                                      len(sampler.voice_names)).to(device)
-        extra = list(adversary.parameters())
-        params = (params + extra if flint_lr_scale <= 0
-                  else params + [{"params": extra}])
+        groups.append({"params": list(adversary.parameters())})
         modules["adversary"] = adversary
     for net in (lip_reader, emotion_clf):
         net.eval()
@@ -177,5 +181,5 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
         parts.update(lip_sync_proxy(model, views, val_sampler.c, val_sampler.idx, device))
         return parts
 
-    return run_stage("stage2", work, modules, params, step, steps, lr, budget_s,
+    return run_stage("stage2", work, modules, groups, step, steps, lr, budget_s,
                      val_fn=val if val_sampler else None, samplers=(sampler,), log=log, **loop_kw)
