@@ -38,14 +38,19 @@ def normalise_audio(x):
     return (x - mean) / torch.sqrt(var + 1e-7)
 
 
+def hz_to_mel(f):
+    """HTK mel scale of frequencies in Hz (float64 array)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m):
+    """Inverse of hz_to_mel."""
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
     """HTK-scale triangular mel filters, (n_fft // 2 + 1, n_mels), no area normalisation."""
-    def to_mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-    def to_hz(m):
-        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
-
+    to_mel, to_hz = hz_to_mel, mel_to_hz
     freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
     edges = to_hz(np.linspace(to_mel(fmin), to_mel(fmax), n_mels + 2))
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
@@ -180,5 +185,5 @@ def build_audio_encoder(arch: dict) -> nn.Module:
                           "config.json; expected 'logmel' or 'wav2vec2'.")
 
 
-__all__ = ["normalise_audio", "mel_filterbank", "LogMelEncoder", "Wav2Vec2Encoder",
+__all__ = ["normalise_audio", "hz_to_mel", "mel_to_hz", "mel_filterbank", "LogMelEncoder", "Wav2Vec2Encoder",
            "build_audio_encoder", "LOGMEL_DEFAULTS"]

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..networks.audio_encoders import hz_to_mel, mel_to_hz
+
 
 @dataclass(frozen=True)
 class FeatureAugment:
@@ -31,25 +33,16 @@ class FeatureAugment:
     masks: int = 2  # frequency masks per sample
     mask_bands: int = 8  # each at most this many bands wide
     p: float = 0.5
-    sample_rate: int = 16000
-    fmin: float = 0.0
+    fmin: float = 0.0  # the log-mel's band edges (the encoder's fmin and fmax)
     fmax: float = 8000.0
-
-
-def _mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, np.float64) / 700.0)
-
-
-def _hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
 
 
 def warp_positions(n_mels: int, factor: float, fmin: float = 0.0, fmax: float = 8000.0) -> np.ndarray:
     """(n_mels,) fractional band index to read for each band after warping formants by `factor`:
     band j (centre c_j Hz) takes the value of the old spectrum at c_j / factor."""
-    edges = np.linspace(_mel(fmin), _mel(fmax), n_mels + 2)
+    edges = np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2)
     centres = edges[1:-1]
-    src = _mel(_hz(centres) / factor)
+    src = hz_to_mel(mel_to_hz(centres) / factor)
     pos = (src - centres[0]) / (centres[1] - centres[0])
     return np.clip(pos, 0.0, n_mels - 1.0)
 
@@ -81,8 +74,7 @@ def augment_features(feat: torch.Tensor, rng: np.random.Generator,
                 w = int(rng.integers(0, cfg.mask_bands + 1))
                 if w:
                     s = int(rng.integers(0, n - w + 1))
-                    x = x.clone()
-                    x[:, s:s + w] = fill
+                    x[:, s:s + w] = fill  # x is out's row or a new tensor: feat is untouched
         out[b] = x
     return out
 

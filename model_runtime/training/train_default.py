@@ -17,8 +17,8 @@ N-th fine-tune instead: the lip reader, emotion classifier and stage 2 again, fr
 phase's checkpoint, on the Asterisk prompts and the game's training speakers
 (`scripts/train_default_model.sh` runs the base and then each fine-tune). Every stage
 checkpoints into `--work` and a rerun with --resume continues where it stopped. The stage-1
-model is also saved as `<work>/stage1_model` for the stage-1 vs stage-2 comparison. The checkpoint's config.json records
-the resolved recipe (provenance `resolved_recipe`).
+model is also saved as `<work>/stage1_model` for the stage-1 vs stage-2 comparison. The
+checkpoint's config.json records the resolved recipe (provenance `resolved_recipe`).
 """
 
 from __future__ import annotations
@@ -383,8 +383,7 @@ def train_second_stage(run: TrainingRun, reader, clf) -> None:
 
     plan, recipe = run.plan, run.plan.recipe
     train, val = run.seeded_samplers("stage2", recipe.window_frames, recipe.speaker_balance)
-    aug = FeatureAugment(fmin=float(plan.arch["fmin"]), fmax=float(plan.arch["fmax"]),
-                         sample_rate=int(plan.arch["sample_rate"]))
+    aug = FeatureAugment(fmin=float(plan.arch["fmin"]), fmax=float(plan.arch["fmax"]))
     run.results["stage2"] = train_stage2(run.model, run.views, reader, clf, train, val, plan.work,
                                          weights=recipe.stage2_weights.as_dict(),
                                          seed=recipe.seed,
