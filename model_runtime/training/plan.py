@@ -106,6 +106,22 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# stage-2 options that default to the recipe's (or fine-tune's) value: Recipe field -> option
+STAGE2_OPTIONS = {"speaker_balance": "speaker_balance", "feature_augment": "feature_augment",
+                  "speaker_adversary": "speaker_adversary", "upper_face": "upper_face_weight",
+                  "mouth_emotion": "mouth_emotion_weight", "flint_lr_scale": "flint_lr_scale"}
+
+
+def _stage2_overrides(args: argparse.Namespace) -> dict:
+    """The Recipe fields of STAGE2_OPTIONS the command line sets ("on"/"off" become bools)."""
+    out = {}
+    for field, dest in STAGE2_OPTIONS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            out[field] = value == "on" if isinstance(value, str) else value
+    return out
+
+
 def resolve_recipe(args: argparse.Namespace) -> Recipe:
     """The shipped recipe (or its fine-tune `--fine-tune N`) with the command line's overrides:
     the values this run uses."""
@@ -134,17 +150,7 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
             width=args.width_weight,
             closed=base.stage2_weights.closed if args.closure_weight is None
             else args.closure_weight),
-        speaker_balance=(base.speaker_balance if args.speaker_balance is None
-                         else args.speaker_balance),
-        feature_augment=(base.feature_augment if args.feature_augment is None
-                         else args.feature_augment == "on"),
-        speaker_adversary=(base.speaker_adversary if args.speaker_adversary is None
-                           else args.speaker_adversary),
-        upper_face=base.upper_face if args.upper_face_weight is None else args.upper_face_weight,
-        flint_lr_scale=(base.flint_lr_scale if args.flint_lr_scale is None
-                        else args.flint_lr_scale),
-        mouth_emotion=(base.mouth_emotion if args.mouth_emotion_weight is None
-                       else args.mouth_emotion_weight))
+        **_stage2_overrides(args))
     if args.fine_tune:
         if args.data is None or args.no_game or args.tts_only:
             raise SystemExit("--fine-tune trains on the game's speakers in DATA: give --data "
