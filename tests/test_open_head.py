@@ -136,14 +136,15 @@ def test_outward_normals(head):
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     vol6 = np.einsum("ij,ij->i", a, np.cross(b, c))
     comps = np.unique(face_root)
-    assert len(comps) == 6  # skin with mouth, upper teeth, lower teeth, tongue, two eyeballs
+    # skin with mouth, upper teeth, lower teeth, tongue, two eyeballs, two brows
+    assert len(comps) == 8
     skin_root = roots[head.landmark("nose_tip")]
     for r in comps:
         if r != skin_root:
             assert vol6[face_root == r].sum() > 0, "closed part with inward normals"
     # skin normals point away from the inside of the head
     names = list(head.extra["face_group_names"])
-    skin = np.isin(head.extra["face_group"], [names.index(n) for n in ("skin", "lips", "brows")])
+    skin = np.isin(head.extra["face_group"], [names.index(n) for n in ("skin", "lips")])
     n = np.cross(b - a, c - a)[skin]
     cen = ((a + b + c) / 3.0)[skin]
     centre = np.array([0.0, -0.01, 0.0])
@@ -455,3 +456,32 @@ def test_pupil_and_iris_edges_are_round(head):
         rel = v - c
         pol = np.degrees(np.arccos(np.clip(rel[:, 2] / np.linalg.norm(rel, axis=1), -1, 1)))
         assert pol.max() == pytest.approx(limit, abs=0.01), name
+
+
+def test_brows_are_raised_shells_that_ride_the_skin(head):
+    """Each brow is its own closed shell of hair standing proud of the forehead skin (not a band
+    of skin quads), arched and tapering to the tail, and it moves with the brow channels as the
+    skin under it does."""
+    g = list(head.extra["face_group_names"]).index("brows")
+    brows = np.unique(head.faces[head.extra["face_group"] == g])
+    v = head.v_template
+    left = brows[v[brows, 0] > 0]
+    assert len(left) == len(brows) - len(left) > 100
+    xs = v[left, 0]
+    assert 0.010 < xs.min() < 0.014 and 0.054 < xs.max() < 0.058
+    # arched: the middle sits higher than both ends; tapering: the tail is thinner than the head
+    def band(lo, hi):
+        return v[left][(xs > lo) & (xs < hi), 1]
+    head_part, mid, tail = band(0.012, 0.016), band(0.036, 0.040), band(0.052, 0.056)
+    assert np.median(mid) > np.median(head_part) + 0.001 and np.median(mid) > np.median(tail) + 0.002
+    assert np.ptp(tail) < 0.5 * np.ptp(head_part)
+    # a raised mass of hair, not a flat band: the left shell encloses over 50 mm^3
+    f = head.faces[(head.extra["face_group"] == g) & (v[head.faces[:, 0], 0] > 0)]
+    a, b, c = (v[f[:, k]].astype(np.float64) for k in range(3))
+    assert np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0 * 1e9 > 50.0
+    # browDown lowers the brow shell with the skin below it (they move together)
+    i = head.exp_names.index("browDown_L")
+    lead = head.landmark("brow_inner_left")
+    shell = left[np.argmin(np.linalg.norm(v[left] - v[lead], axis=1))]
+    d_shell, d_skin = head.exp_dirs[shell, :, i], head.exp_dirs[lead, :, i]
+    assert d_shell[1] < -0.002 and np.linalg.norm(d_shell - d_skin) < 0.5 * np.linalg.norm(d_skin)

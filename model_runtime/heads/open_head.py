@@ -14,7 +14,11 @@ channel table):
 - lid rims stitched to each eye's margin, turning in to just outside the eyeball (lid thickness),
   with a ridge of eyelashes on the way; they take their margin vertex's offsets scaled by their
   distance from the eye centre, so blinks (rotations about it) carry them exactly.
-- separate closed meshes for the upper and lower teeth, the tongue and the two eyeballs.
+- separate closed meshes for the upper and lower teeth, the tongue and the two eyeballs, and a
+  raised shell of hair for each brow, arched and tapering to its tail, whose vertices ride on
+  the skin triangle under them (its offsets and skinning, mixed by barycentric weights).
+- the skin round each eye socket is smoothed after casting (rays meet the socket's walls at a
+  slant and would shade in stairs), so the eye sits under a soft brow, not in a stepped cut.
 - 40 expression channels named as ARKit blendshapes (`arkit_channels.OPEN_HEAD_CHANNELS`), each a
   smooth displacement field of its region; the `_R` channels are exact mirrors of the `_L` ones.
 - joints global, neck, jaw (on the temporomandibular axis), eye_left, eye_right, with smooth
@@ -54,8 +58,7 @@ import numpy as np
 from .arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
 from .head_model import HeadModel
 from .open_head_channels import channels_left, expression_dirs
-from .open_head_geometry import (ellipsoid_mesh, fix_winding, mirror_map,
-                                                    smoothstep, tube_faces)
+from .open_head_geometry import ellipsoid_mesh, fix_winding, mirror_map, smoothstep, tube_faces
 from .open_head_skin import (Skin, build_skin, eye_angles, eye_loop, mouth_frame, mouth_loop,
                              open_eyes, rest_gap, upperness)
 from .open_head_tables import (BAG_RINGS, EXPRESSION_PRESETS, EYE_POLAR_DEG, FACE_GROUPS,
@@ -236,8 +239,8 @@ def _landmarks(skin: Skin, p: OpenHeadParams) -> dict:
 
 
 def _skin_face_groups(skin: Skin, p: OpenHeadParams) -> np.ndarray:
-    """Lips and brows among the skin faces: lips by grid quad, so their outline follows the rows;
-    brows by quad centre against an arched, tapering band, so they step across the rows."""
+    """Lips among the skin faces, by grid quad, so their outline follows the rows (the brows are
+    their own raised shells: `_build_brows`)."""
     nr, nc = skin.below.shape
     n_quads = (nr - 1) * nc
     q = np.arange(len(skin.faces)) // 2
@@ -246,30 +249,113 @@ def _skin_face_groups(skin: Skin, p: OpenHeadParams) -> np.ndarray:
     jm0, jm1 = skin.mouth_cols
     cols = (j >= jm0) & (j < jm1)
     lips = grid & cols & (i >= skin.i_mouth - p.lower_lip_rows) & (i < skin.i_mouth + p.upper_lip_rows)
-    # brows: the grid quads whose centres fall in an arched band that tapers to the tail
-    tri = skin.pos[np.asarray(skin.faces)].mean(1)  # (F, 3) triangle centres
-    quad = np.repeat(tri[:2 * n_quads].reshape(n_quads, 2, 3).mean(1), 2, axis=0)
-    quad = np.concatenate([quad, tri[2 * n_quads:]])  # (F, 3): each triangle's quad centre
-    front = grid & (np.abs(j - int(np.argmin(np.abs(skin.u)))) < nc // 4)
-    brows = front & _in_brow(np.abs(quad[:, 0]), quad[:, 1])
     grp = np.zeros(len(skin.faces), dtype=np.int8)
     grp[lips] = FACE_GROUPS.index("lips")
-    grp[brows] = FACE_GROUPS.index("brows")
     return grp
 
 
 BROW_X = (0.012, 0.056)  # inner head and tail of each brow, m from the midline
+BROW_STATIONS = 26  # cross-sections along each brow
+# a brow's cross-section across its width (-1 lower edge .. +1 upper edge): the top of the hair
+# mass at these positions, then back under it inside the skin (a closed, raised shell)
+BROW_TOP = (-1.0, -0.6, -0.2, 0.2, 0.6, 1.0)
+BROW_UNDER = (0.5, 0.0, -0.5)
+BROW_HEIGHT, BROW_EDGE, BROW_SINK = 0.0009, 0.00008, 0.0004  # m above / below the skin
 
 
-def _in_brow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Whether points (|x|, y in m, head frame) lie on a brow: a band whose centre rises from
-    18.5 mm at the head to 21 mm at 60% of its length and falls to 17 mm at the tail, 5.2 mm
-    thick at the head and 2 mm at the tail (a flat band of rows read as a strip of tape)."""
-    s = (x - BROW_X[0]) / (BROW_X[1] - BROW_X[0])
+def brow_outline(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre height and half width (m, head frame) of a brow at s = 0 (its head, by the nose)
+    .. 1 (its tail): the centre rises from 18.5 mm to 21 mm at 60% of its length and falls to
+    17 mm at the tail; the head is blunt (2.2 mm), the body 2.6 mm and the tail tapers to 0.3 mm."""
+    s = np.asarray(s, dtype=np.float64)
     rise = 0.0185 + 0.0025 * np.sin(0.5 * np.pi * np.clip(s / 0.6, 0.0, 1.0))
     centre = np.where(s <= 0.6, rise, 0.021 - 0.004 * np.clip((s - 0.6) / 0.4, 0.0, 1.0) ** 1.5)
-    half = 0.0026 - 0.0016 * np.clip(s, 0.0, 1.0)
-    return (s >= 0.0) & (s <= 1.0) & (np.abs(y - centre) <= half)
+    half = (0.0022 + 0.0004 * smoothstep(0.0, 0.15, s)
+            - 0.0023 * smoothstep(0.25, 1.0, s) ** 1.3)
+    return centre, half
+
+
+def _vertex_normals(pos: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    a, b, c = pos[faces[:, 0]], pos[faces[:, 1]], pos[faces[:, 2]]
+    fn = np.cross(b - a, c - a)
+    vn = np.zeros_like(pos)
+    for k in range(3):
+        np.add.at(vn, faces[:, k], fn)
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+
+
+def _on_skin(skin: Skin, xy: np.ndarray):
+    """The front skin under points (x, y) (N, 2), seen along -z: for each, the triangle's three
+    vertex indices (N, 3) and barycentric weights (N, 3), the surface point (N, 3) and its
+    smoothed normal (N, 3)."""
+    faces = np.asarray(skin.faces)
+    pos = skin.pos
+    fv = pos[faces]
+    front = (fv[:, :, 2].min(1) > 0.02) & (np.cross(fv[:, 1] - fv[:, 0], fv[:, 2] - fv[:, 0])[:, 2] > 0)
+    faces, fv = faces[front], fv[front]
+    a, b, c = fv[:, 0, :2], fv[:, 1, :2], fv[:, 2, :2]
+    v0, v1 = b - a, c - a
+    den = v0[:, 0] * v1[:, 1] - v0[:, 1] * v1[:, 0]
+    d = xy[:, None, :] - a[None]
+    w1 = (d[..., 0] * v1[None, :, 1] - d[..., 1] * v1[None, :, 0]) / den[None]
+    w2 = (v0[None, :, 0] * d[..., 1] - v0[None, :, 1] * d[..., 0]) / den[None]
+    w0 = 1.0 - w1 - w2
+    inside = (w0 >= -1e-9) & (w1 >= -1e-9) & (w2 >= -1e-9)
+    z = w0 * fv[None, :, 0, 2] + w1 * fv[None, :, 1, 2] + w2 * fv[None, :, 2, 2]
+    k = np.argmax(np.where(inside, z, -np.inf), axis=1)  # the front-most triangle under each
+    if not inside[np.arange(len(xy)), k].all():
+        raise RuntimeError("a brow point lies off the front of the skin")
+    r = np.arange(len(xy))
+    w = np.stack([w0[r, k], w1[r, k], w2[r, k]], axis=1)
+    tri = faces[k]
+    vn = _vertex_normals(pos, np.asarray(skin.faces))
+    point = np.einsum("nk,nkc->nc", w, pos[tri])
+    normal = np.einsum("nk,nkc->nc", w, vn[tri])
+    return tri, w, point, normal / np.linalg.norm(normal, axis=1, keepdims=True)
+
+
+def _build_brows(skin: Skin, offset: int):
+    """Both brows as closed shells of hair raised on the skin along `brow_outline`, the right
+    one the left's mirror image.
+
+    Returns vertices, faces, face groups, and for each vertex the three skin vertices it rides
+    on with their barycentric weights (it takes their offsets and skinning mixed so)."""
+    s = np.linspace(0.0, 1.0, BROW_STATIONS)
+    centre, half = brow_outline(s)
+    x = BROW_X[0] + s * (BROW_X[1] - BROW_X[0])
+    across = np.array(BROW_TOP + BROW_UNDER)
+    y = centre[:, None] + half[:, None] * across[None]  # (S, ring)
+    height = np.concatenate([BROW_EDGE + BROW_HEIGHT * np.sqrt(1.0 - np.asarray(BROW_TOP) ** 2),
+                             np.full(len(BROW_UNDER), -BROW_SINK)])
+    taper = 0.35 + 0.65 * (1.0 - smoothstep(0.55, 1.0, s))  # the tail's hair lies flatter
+    xy = np.stack([np.broadcast_to(x[:, None], y.shape), y], axis=-1).reshape(-1, 2)
+    tri, w, point, normal = _on_skin(skin, xy)
+    h = (taper[:, None] * height[None]).reshape(-1)
+    left = point + normal * h[:, None]
+    ring = len(across)
+    ends = np.array([[x[0] - 0.0004, centre[0]], [x[-1] + 0.0002, centre[-1]]])
+    e_tri, e_w, e_point, e_normal = _on_skin(skin, ends)
+    left = np.concatenate([left, e_point + e_normal * (BROW_EDGE * np.array([[1.0], [0.3]]))])
+    tri, w = np.concatenate([tri, e_tri]), np.concatenate([w, e_w])
+    mirror = mirror_map(skin.pos)
+    verts, faces, leaders, weights = [], [], [], []
+    n = offset
+    for right in (False, True):
+        v = left * [-1.0, 1.0, 1.0] if right else left
+        f = tube_faces(ring, BROW_STATIONS, n, closed_along=False)
+        c0, c1 = n + len(v) - 2, n + len(v) - 1
+        last = n + (BROW_STATIONS - 1) * ring
+        for m in range(ring):
+            m1 = (m + 1) % ring
+            f.append((c0, n + m1, n + m))
+            f.append((c1, last + m, last + m1))
+        verts.append(v)
+        faces += fix_winding(v, f, n)
+        leaders.append(mirror[tri] if right else tri)
+        weights.append(w)
+        n += len(v)
+    groups = np.full(len(faces), FACE_GROUPS.index("brows"), dtype=np.int8)
+    return np.concatenate(verts), faces, groups, np.concatenate(leaders), np.concatenate(weights)
 
 
 def _group(name: str, n_faces: int) -> np.ndarray:
@@ -394,11 +480,17 @@ def build_open_head(params: OpenHeadParams = P) -> HeadModel:
     eye_rng = _add_eyeballs(parts, p)
     rim_v, rim_f, rim_g, rim_src, rim_scale = _build_lid_rims(skin, p, parts.n)
     n_rim0 = parts.add(rim_v, rim_f, rim_g, np.zeros(len(rim_v)))
+    brow_v, brow_f, brow_g, brow_src, brow_w = _build_brows(skin, parts.n)
+    n_brow0 = parts.add(brow_v, brow_f, brow_g, np.zeros(len(brow_v)))
     v = np.concatenate(parts.verts)
     lbs = _lbs_weights(v, len(skin.pos), np.concatenate(parts.wjaw), eye_rng)
-    lbs[n_rim0:] = lbs[rim_src]
+    lbs[n_rim0:n_brow0] = lbs[rim_src]  # a rim vertex is skinned as its margin vertex
+    lbs[n_brow0:] = np.einsum("nk,nkj->nj", brow_w, lbs[brow_src])  # a brow's, as its three
     mirror = mirror_map(v)
-    followers = (np.arange(n_rim0, len(v)), rim_src, rim_scale)
+    # they take their skin vertices' offsets: (n, k) leaders and the weights of their offsets
+    leaders = np.concatenate([np.repeat(rim_src[:, None], 3, axis=1), brow_src])
+    weights = np.concatenate([np.pad(rim_scale[:, None], ((0, 0), (0, 2))), brow_w])
+    followers = (np.arange(n_rim0, len(v)), leaders, weights)
     exp = expression_dirs(ch_left, v, len(skin.pos), n_bag0, mouth_loop(skin), mirror, p,
                           followers)
     return _head_model(skin, p, v, parts, exp, lbs, mirror)

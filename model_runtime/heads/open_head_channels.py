@@ -122,8 +122,9 @@ def clamp_eye_radial(d: np.ndarray, pos: np.ndarray, p: OpenHeadParams) -> np.nd
 def expression_dirs(ch_left: dict, v: np.ndarray, n_skin: int, n_bag0: int, loop: np.ndarray,
                     mirror: np.ndarray, p: OpenHeadParams, followers=None) -> np.ndarray:
     """(V, 3, E) expression directions in OPEN_HEAD_CHANNELS order: the skin's channel fields,
-    followed by the first two mouth-bag rings and by `followers` (vertex indices, the skin vertex
-    each follows, the scale it takes of that vertex's offset: the lid rims), kept out of the
+    followed by the first two mouth-bag rings and by `followers` (vertex indices (n,), the skin
+    vertices each follows (n, k) and the weights of their offsets it takes (n, k): the lid rims
+    scale one margin vertex's, the brows mix three), kept out of the
     eyeballs, and mirrored for the `_R` channels (symmetric channels made exactly symmetric)."""
     nv = len(v)
     exp = np.zeros((nv, 3, len(OPEN_HEAD_CHANNELS)))
@@ -135,8 +136,8 @@ def expression_dirs(ch_left: dict, v: np.ndarray, n_skin: int, n_bag0: int, loop
         d[n_bag0:n_bag0 + n_loop] = 0.5 * d[loop]  # first bag ring follows the lip edge
         d[n_bag0 + n_loop:n_bag0 + 2 * n_loop] = 0.2 * d[loop]
         if followers is not None:
-            idx, leader, scale = followers
-            d[idx] = scale[:, None] * d[leader]
+            idx, leaders, weights = followers
+            d[idx] = np.einsum("nk,nkc->nc", weights, d[leaders])
         if not src.startswith("eyeBlink"):
             d = clamp_eye_radial(d, v, p)
         mirrored = d[mirror] * [-1.0, 1.0, 1.0]

@@ -54,7 +54,7 @@ def _shape(p: np.ndarray) -> np.ndarray:
     d = _smin(d, _cone(q, (0, -0.34, -0.020), (0, -0.05, -0.016), 0.051, 0.049), 0.020)  # neck
     d = _smin(d, _ell(q, (0.071, -0.006, -0.014), (0.009, 0.029, 0.016)), 0.004)  # ear
     sock = _ell(q, (0.031, 0.003, 0.075), (0.019, 0.013, 0.013))  # eye socket
-    return -_smin(-d, sock, 0.006)
+    return -_smin(-d, sock, 0.012)  # a soft socket rim: the eye sits under the brow
 
 
 def cast(dirs: np.ndarray, centre: np.ndarray) -> np.ndarray:

@@ -79,6 +79,24 @@ def _wrap_lids(pts: np.ndarray, p: OpenHeadParams) -> np.ndarray:
     return np.where((pts[..., 2] > 0.02)[..., None], q, pts)
 
 
+def _relax_around_eyes(grid: np.ndarray, p: OpenHeadParams, iterations: int = 12) -> None:
+    """Smooth the skin in a ring round each eye socket (Taubin's shrink-free smoothing over grid
+    neighbours): rays meet the socket's walls at a slant, and the stepped surface they give
+    shades in stairs. The lids inside the ring are laid on their sphere afterwards."""
+    ec = np.asarray(p.eye_centre)
+    q = grid.copy()
+    q[..., 0] = np.abs(q[..., 0])
+    rho = np.linalg.norm(q - ec, axis=-1)
+    w = (smoothstep(0.0140, 0.0175, rho) * (1.0 - smoothstep(0.026, 0.034, rho))
+         * (grid[..., 2] > 0.02))[..., None]
+    w[[0, -1]] = 0.0
+    for k in range(2 * iterations):
+        lam = 0.5 if k % 2 == 0 else -0.53
+        nb = 0.25 * (np.roll(grid, 1, axis=1) + np.roll(grid, -1, axis=1)
+                     + np.roll(grid, 1, axis=0) + np.roll(grid, -1, axis=0))
+        grid += lam * w * (nb - grid)
+
+
 def _ray_dirs(E: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(E) * np.sin(u)[None], np.sin(E), np.cos(E) * np.cos(u)[None]], axis=-1)
 
@@ -150,6 +168,7 @@ def build_skin(p: OpenHeadParams) -> Skin:
     grid = cast(dirs, c)
     grid[0, :, 1] = p.neck_cut_y  # clean horizontal cut (the neck is vertical there)
     _flare_collar(grid, p)
+    _relax_around_eyes(grid, p)
     grid = _wrap_lids(grid, p)
     pole = cast(np.array([[0.0, 1.0, 0.0]]), c)[0]
 
