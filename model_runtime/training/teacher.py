@@ -128,7 +128,9 @@ STYLES: tuple[str, ...] = tuple(STYLE_PARAMS)
 
 # Whole-face emotion patterns at intensity 1 (channel -> value). Sad and disgusted are stronger
 # than the first table (browInnerUp 0.75, noseSneer 0.70): at 512 px their students changed
-# under 3% of the frame against neutral, too little to read at a glance.
+# under 3% of the frame against neutral, too little to read at a glance. Contempt (a one-sided
+# smirk, a sneer on the same side, heavy lids and one brow up, the other down) was 2.5% with the
+# smirk alone and is 4.4% (bench/face_visibility.py --teacher).
 EMOTION_PATTERNS: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {**_sym(mouthSmile=0.70, cheekSquint=0.50, eyeSquint=0.30, mouthDimple=0.20)},
@@ -141,9 +143,10 @@ EMOTION_PATTERNS: dict[str, dict[str, float]] = {
                          mouthFrown=0.30, cheekSquint=0.25), "mouthShrugUpper": 0.25},
     "angry": {**_sym(browDown=0.85, eyeSquint=0.35, noseSneer=0.25, mouthFrown=0.20,
                      mouthPress=0.25)},
-    "contempt": {"mouthSmile_L": 0.45, "mouthDimple_L": 0.45, "cheekSquint_L": 0.20,
-                 "mouthPress_L": 0.15, "eyeSquint_L": 0.10, "eyeSquint_R": 0.10,
-                 "browDown_R": 0.10, "mouthLeft": 0.10},
+    "contempt": {"mouthSmile_L": 0.65, "mouthDimple_L": 0.70, "cheekSquint_L": 0.40,
+                 "mouthPress_L": 0.15, "noseSneer_L": 0.20, "mouthLeft": 0.15,
+                 "eyeSquint_L": 0.25, "eyeSquint_R": 0.15, "eyeBlink_L": 0.15,
+                 "eyeBlink_R": 0.15, "browOuterUp_L": 0.30, "browDown_R": 0.20},
 }
 # How each emotion changes articulation: jaw scale, jaw bias (rad), lip tension, energy.
 EMOTION_ARTICULATION: dict[str, tuple[float, float, float, float]] = {
