@@ -239,7 +239,8 @@ def test_every_stage_loss_goes_down(tiny, tmp_path):
                      weights=weights, **kw)
     total = [h[1]["vertex_mm2"] + weights["lip"] * h[1]["lip"] + h[1]["emotion"]
              for h in r.history if "lip" in h[1]]
-    assert np.mean(total[-3:]) < total[0], total
+    # first and last three log points, so one noisy batch at either end decides nothing
+    assert np.mean(total[-3:]) < np.mean(total[:3]), total
     # the FLINT decoder stayed frozen (weights and BatchNorm statistics) through both stages
     for k, v in model.flint.state_dict().items():
         assert torch.equal(v, flint_before[k]), k
