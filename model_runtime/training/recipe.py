@@ -190,18 +190,13 @@ SHIPPED = Recipe(
     # frozen prior, fitted to an older teacher, could not reach surprised's wide eyes (read as
     # fear) and kept a worried brow on neutral; held-out closure went to 0.81 / 0.84. The
     # fourth adds a smile/dimple/frown term: contempt's one-sided smile had stayed half the
-    # teacher's and read as happy (0.48); it reads 0.98, closure 0.80 / 0.81. The fifth is the
-    # fourth again on a cache of the stronger contempt teacher (one-sided smirk and sneer, heavy
-    # lids, one brow up): contempt changed 2.5% of a 512 px frame, under issue 16's 3%.
+    # teacher's and read as happy (0.48); it reads 0.98, closure 0.80 / 0.81.
     fine_tunes=(FineTune(minutes_budget=50.0, stage2_steps=2200, closed=16.0),
                 FineTune(minutes_budget=106.0, stage2_steps=5000, closed=24.0,
                          stage2_stop=1052),
                 FineTune(minutes_budget=100.0, stage2_steps=1200, closed=24.0,
                          speaker_balance=0.5, feature_augment=True, upper_face=30.0,
                          flint_lr_scale=0.25),
-                FineTune(minutes_budget=60.0, stage2_steps=800, closed=24.0,
-                         speaker_balance=0.5, feature_augment=True, upper_face=30.0,
-                         flint_lr_scale=0.25, mouth_emotion=30.0),
                 FineTune(minutes_budget=60.0, stage2_steps=800, closed=24.0,
                          speaker_balance=0.5, feature_augment=True, upper_face=30.0,
                          flint_lr_scale=0.25, mouth_emotion=30.0)),
