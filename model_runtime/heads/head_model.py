@@ -180,6 +180,20 @@ def load_head(path: str | Path) -> HeadModel:
     return head
 
 
+def vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) unit vertex normals of a triangle mesh (area-weighted face normals), turned to
+    point out of the head when the mesh winds inwards."""
+    n = np.zeros_like(v)
+    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    for c in range(3):
+        np.add.at(n, faces[:, c], fn)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
+    used = np.unique(faces)
+    if np.mean(np.sum(n[used] * (v[used] - v[used].mean(0)), axis=1)) < 0:
+        n = -n  # the mesh winds inwards: make the normals point out of the head
+    return n
+
+
 def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
     """Rodrigues: (..., 3) axis-angle in radians to (..., 3, 3) rotation matrices."""
     aa = np.asarray(aa, dtype=np.float64)

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from .arkit_channels import JAW_OPEN_FULL_RAD, OPEN_HEAD_CHANNELS
-from .head_model import HeadModel
+from .head_model import HeadModel, vertex_normals
 from .open_head_channels import channels_left, expression_dirs
 from .open_head_geometry import ellipsoid_mesh, fix_winding, mirror_map, smoothstep, tube_faces
 from .open_head_skin import (Skin, build_skin, eye_angles, eye_loop, mouth_frame, mouth_loop,
@@ -275,15 +275,6 @@ def brow_outline(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centre, half
 
 
-def _vertex_normals(pos: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    a, b, c = pos[faces[:, 0]], pos[faces[:, 1]], pos[faces[:, 2]]
-    fn = np.cross(b - a, c - a)
-    vn = np.zeros_like(pos)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
-
-
 def _on_skin(skin: Skin, xy: np.ndarray):
     """The front skin under points (x, y) (N, 2), seen along -z: for each, the triangle's three
     vertex indices (N, 3) and barycentric weights (N, 3), the surface point (N, 3) and its
@@ -308,7 +299,7 @@ def _on_skin(skin: Skin, xy: np.ndarray):
     r = np.arange(len(xy))
     w = np.stack([w0[r, k], w1[r, k], w2[r, k]], axis=1)
     tri = faces[k]
-    vn = _vertex_normals(pos, np.asarray(skin.faces))
+    vn = vertex_normals(pos, np.asarray(skin.faces))
     point = np.einsum("nk,nkc->nc", w, pos[tri])
     normal = np.einsum("nk,nkc->nc", w, vn[tri])
     return tri, w, point, normal / np.linalg.norm(normal, axis=1, keepdims=True)
@@ -329,14 +320,11 @@ def _build_brows(skin: Skin, offset: int):
                              np.full(len(BROW_UNDER), -BROW_SINK)])
     taper = 0.35 + 0.65 * (1.0 - smoothstep(0.55, 1.0, s))  # the tail's hair lies flatter
     xy = np.stack([np.broadcast_to(x[:, None], y.shape), y], axis=-1).reshape(-1, 2)
-    tri, w, point, normal = _on_skin(skin, xy)
-    h = (taper[:, None] * height[None]).reshape(-1)
+    ends = np.array([[x[0] - 0.0004, centre[0]], [x[-1] + 0.0002, centre[-1]]])  # cap centres
+    tri, w, point, normal = _on_skin(skin, np.concatenate([xy, ends]))
+    h = np.concatenate([(taper[:, None] * height[None]).reshape(-1), BROW_EDGE * np.array([1.0, 0.3])])
     left = point + normal * h[:, None]
     ring = len(across)
-    ends = np.array([[x[0] - 0.0004, centre[0]], [x[-1] + 0.0002, centre[-1]]])
-    e_tri, e_w, e_point, e_normal = _on_skin(skin, ends)
-    left = np.concatenate([left, e_point + e_normal * (BROW_EDGE * np.array([[1.0], [0.3]]))])
-    tri, w = np.concatenate([tri, e_tri]), np.concatenate([w, e_w])
     mirror = mirror_map(skin.pos)
     verts, faces, leaders, weights = [], [], [], []
     n = offset

@@ -28,7 +28,7 @@ import numpy as np
 
 from .arkit_channels import (ARKIT_BLENDSHAPES, JAW_OPEN_FULL_RAD,
                                                 OPEN_HEAD_CHANNELS)
-from .head_model import HeadModel
+from .head_model import HeadModel, vertex_normals
 
 LIP_LANDMARKS = ("lip_upper_inner", "lip_lower_inner", "mouth_corner_left", "mouth_corner_right")
 # Face box in mouth widths around the mouth centre: sideways, down, up, and how far behind the
@@ -117,18 +117,6 @@ def _component(faces: np.ndarray, n_vertices: int, seed: int) -> np.ndarray:
     return labels == labels[seed]
 
 
-def _vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    n = np.zeros_like(v)
-    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    for c in range(3):
-        np.add.at(n, faces[:, c], fn)
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-    used = np.unique(faces)
-    if np.mean(np.sum(n[used] * (v[used] - v[used].mean(0)), axis=1)) < 0:
-        n = -n  # the mesh winds inwards: make the normals point out of the head
-    return n
-
-
 def face_points(head: HeadModel) -> tuple[np.ndarray, np.ndarray]:
     """(vertex indices, their positions in the mouth frame) of the head's front face surface."""
     centre, width = _mouth_frame(head)
@@ -142,7 +130,7 @@ def face_points(head: HeadModel) -> tuple[np.ndarray, np.ndarray]:
     keep = _component(faces, len(v), head.landmark("lip_upper_inner"))
     used = np.zeros(len(v), bool)
     used[faces.ravel()] = True
-    normals = _vertex_normals(v, faces)
+    normals = vertex_normals(v, faces)
     box = FACE_BOX
     keep &= used & (np.abs(p[:, 0]) <= box["x"]) & (p[:, 1] >= -box["y_down"])
     keep &= (p[:, 1] <= box["y_up"]) & (p[:, 2] >= -box["z_back"]) & (normals[:, 2] > 0.0)
