@@ -56,5 +56,9 @@ def test_recipe_section_names_the_stage2_options_a_phase_used():
         assert "not frozen, unlike EMOTE" in text
     for k in on:
         r[k] = 0
+    r["encoder_lr_scale"] = 1.0
     plain = model_card.render({**cfg, "provenance": {**p, "resolved_recipe": r}})
     assert "Stage 2 also:" not in plain and "not frozen" not in plain
+    frozen = model_card.render({**cfg, "provenance": {**p, "resolved_recipe": {
+        **r, "encoder_lr_scale": 0.0}}})
+    assert "Stage 2 also: the audio encoder frozen." in frozen

@@ -81,7 +81,7 @@ def _assert_record_is(p: dict, r) -> None:
     resolved = p.get("resolved_recipe", {})
     for key, off in (("speaker_balance", 0.0), ("feature_augment", False),
                      ("speaker_adversary", 0.0), ("upper_face", 0.0), ("flint_lr_scale", 0.0),
-                     ("mouth_emotion", 0.0)):
+                     ("mouth_emotion", 0.0), ("encoder_lr_scale", 1.0)):
         assert resolved.get(key, off) == getattr(r, key), key
 
 

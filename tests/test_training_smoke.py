@@ -364,11 +364,18 @@ def test_fine_tune_phase_trains_from_the_base_on_game_speech(tiny, tmp_path, mon
     assert main(["--data", str(data), "--fine-tune", "1", "--out", str(out), *common,
                  "--speaker-balance", "0.5", "--feature-augment", "on",
                  "--speaker-adversary", "0.3", "--upper-face-weight", "2",
-                 "--flint-lr-scale", "0.5"]) == 0
+                 "--flint-lr-scale", "0.5", "--encoder-lr-scale", "0"]) == 0
     p = load_checkpoint(out)[1]["provenance"]
     r = p["resolved_recipe"]
     assert (r["speaker_balance"], r["feature_augment"], r["speaker_adversary"],
-            r["upper_face"], r["flint_lr_scale"]) == (0.5, True, 0.3, 2.0, 0.5)
+            r["upper_face"], r["flint_lr_scale"], r["encoder_lr_scale"]) == (0.5, True, 0.3, 2.0,
+                                                                          0.5, 0.0)
+    # the frozen audio encoder kept its weights while the decoder learned
+    base_sd, tuned_sd = (load_checkpoint(d)[0].state_dict() for d in (data / "base_model", out))
+    enc = [k for k in base_sd if k.startswith("audio_encoder.")]
+    dec = [k for k in base_sd if k.startswith("decoder_layers.")]
+    assert enc and all(torch.equal(base_sd[k], tuned_sd[k]) for k in enc)
+    assert any(not torch.equal(base_sd[k], tuned_sd[k]) for k in dec)
     # the FLINT decoder trained too (its BatchNorm statistics did not)
     before = load_checkpoint(data / "base_model")[0].flint.state_dict()
     after = load_checkpoint(out)[0].flint.state_dict()

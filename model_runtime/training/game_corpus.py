@@ -338,8 +338,11 @@ def _aligned_record(aligner, out: Path, name: str, k: dict, audio: np.ndarray, t
     return r
 
 
-def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=log) -> dict:
-    """Build (or continue) the corpus; returns counts of kept and dropped clips."""
+def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=log,
+                shard: tuple[int, int] = (0, 1)) -> dict:
+    """Build (or continue) the corpus; returns counts of kept and dropped clips. With shard (k, n)
+    this process decides only every n-th clip from the k-th, so n processes share the cores; they
+    append whole lines to the same files, and a rerun of any of them resumes."""
     from . import align
 
     out.mkdir(parents=True, exist_ok=True)
@@ -353,7 +356,7 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
     claimed = {f for files in talk_map.values() for f in files}
     unclaimed = sorted(s for s in src.by_source if s.endswith(".DOG") and s not in claimed)
     done = {d["clip"] for d in _read_jsonl(out / DECISIONS)}
-    todo = [(n, k) for n, k in src.clips(kinds) if n not in done]
+    todo = [(n, k) for n, k in src.clips(kinds) if n not in done][shard[0]::shard[1]]
     if limit is not None:
         todo = todo[:limit]
     progress(f"[queen] {len(done)} clips already decided, {len(todo)} to go")
@@ -435,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", default=",".join(KIND_ORDER),
                     help="clip kinds to take: dialogue,description,cutscene")
     ap.add_argument("--report-only", action="store_true", help="rewrite report.md and stop")
+    ap.add_argument("--shard", default="0/1", metavar="K/N",
+                    help="decide only clips K, K+N, K+2N, ... (run N processes, K = 0..N-1, "
+                         "once talk_map.json exists)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     import os
@@ -448,7 +454,13 @@ def main(argv: list[str] | None = None) -> int:
     bad = [k for k in kinds if k not in KIND_ORDER]
     if bad:
         ap.error(f"unknown --kinds {bad}; choose from {', '.join(KIND_ORDER)}")
-    counts = build_queen(out, args.limit, kinds)
+    try:
+        k, n = (int(x) for x in args.shard.split("/"))
+        if not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        ap.error(f"--shard {args.shard!r}: give K/N with 0 <= K < N, e.g. 1/2")
+    counts = build_queen(out, args.limit, kinds, shard=(k, n))
     log(f"[queen] done: {counts}; report at {out / 'report.md'}")
     return 0
 

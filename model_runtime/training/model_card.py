@@ -116,6 +116,9 @@ def _stage2_extras(r: dict) -> str:
         parts.append(f"an upper-face L1 term x{r['upper_face']:g}")
     if r.get("mouth_emotion"):
         parts.append(f"a smile/dimple/frown L1 term x{r['mouth_emotion']:g}")
+    if r.get("encoder_lr_scale", 1.0) != 1.0:
+        parts.append("the audio encoder frozen" if not r["encoder_lr_scale"] else
+                     f"the audio encoder trained at {r['encoder_lr_scale']:g}x the learning rate")
     if r.get("flint_lr_scale"):
         parts.append(f"the FLINT decoder trained at {r['flint_lr_scale']:g}x the learning rate "
                      "(not frozen, unlike EMOTE)")

@@ -85,6 +85,9 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     p.add_argument("--flint-lr-scale", type=float, default=None, metavar="F",
                    help="stage 2 also trains the FLINT decoder at F times its learning rate (0: "
                         "frozen, as in EMOTE; default the recipe's or fine-tune's)")
+    p.add_argument("--encoder-lr-scale", type=float, default=None, metavar="F",
+                   help="stage 2 trains the audio encoder at F times its learning rate (0: "
+                        "frozen; default the recipe's or fine-tune's)")
     p.add_argument("--stage1-width-weight", type=float, default=SHIPPED.stage1_width_weight,
                    help="stage-1 mouth-width loss weight")
     p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
@@ -109,7 +112,8 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
 # stage-2 options that default to the recipe's (or fine-tune's) value: Recipe field -> option
 STAGE2_OPTIONS = {"speaker_balance": "speaker_balance", "feature_augment": "feature_augment",
                   "speaker_adversary": "speaker_adversary", "upper_face": "upper_face_weight",
-                  "mouth_emotion": "mouth_emotion_weight", "flint_lr_scale": "flint_lr_scale"}
+                  "mouth_emotion": "mouth_emotion_weight", "flint_lr_scale": "flint_lr_scale",
+                  "encoder_lr_scale": "encoder_lr_scale"}
 
 
 def _stage2_overrides(args: argparse.Namespace) -> dict:

@@ -76,6 +76,7 @@ class FineTune:
     upper_face: float = 0.0  # Recipe.upper_face of this phase
     flint_lr_scale: float = 0.0  # Recipe.flint_lr_scale of this phase
     mouth_emotion: float = 0.0  # Recipe.mouth_emotion of this phase
+    encoder_lr_scale: float = 1.0  # Recipe.encoder_lr_scale of this phase
 
 
 # the corpus of every fine-tune besides the game: the Asterisk prompts alone
@@ -117,6 +118,10 @@ class Recipe:
     flint_lr_scale: float = 0.0
     # weight of stage 2's L1 term on the smile, dimple and frown channels; 0: none
     mouth_emotion: float = 0.0
+    # stage 2 trains the audio encoder at this fraction of its learning rate; 0: frozen, so a
+    # fine-tune that teaches the decoder new expressions keeps the speech features that
+    # generalise to unheard voices
+    encoder_lr_scale: float = 1.0
 
     def as_dict(self) -> dict:
         """Plain JSON-ready values (the training record's `resolved_recipe`)."""
@@ -138,7 +143,8 @@ class Recipe:
             stage2_weights=dataclasses.replace(self.stage2_weights, closed=f.closed),
             speaker_balance=f.speaker_balance, feature_augment=f.feature_augment,
             speaker_adversary=f.speaker_adversary, upper_face=f.upper_face,
-            flint_lr_scale=f.flint_lr_scale, mouth_emotion=f.mouth_emotion)
+            flint_lr_scale=f.flint_lr_scale, mouth_emotion=f.mouth_emotion,
+            encoder_lr_scale=f.encoder_lr_scale)
 
     def cpu_steps(self) -> dict[str, int]:
         return {k: s.cpu_steps for k, s in self.stages.items()}

@@ -134,7 +134,8 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
                  budget_s: float = float("inf"), device: str = "cpu", seed: int = 0,
                  feature_augment: FeatureAugment | None = None, adversary_weight: float = 0.0,
                  upper_face_weight: float = 0.0, flint_lr_scale: float = 0.0,
-                 mouth_emotion_weight: float = 0.0, log=print, **loop_kw):
+                 mouth_emotion_weight: float = 0.0, encoder_lr_scale: float = 1.0, log=print,
+                 **loop_kw):
     """Fine-tune the stage-1 model with the EMOTE stage-2 losses; perceptual nets stay frozen.
     With `feature_augment` every training batch's log-mel is warped, tilted and masked afresh
     (validation never is); with `adversary_weight` > 0 a speaker adversary on the encoder's
@@ -144,9 +145,21 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
     channels (a one-sided smile is what tells contempt from happy). `flint_lr_scale` > 0 also
     trains the FLINT decoder's weights at that fraction of the learning rate (its BatchNorm
     statistics stay frozen): a prior fitted to an older teacher cannot reach the current one's
-    wide eyes or one-sided smile."""
+    wide eyes or one-sided smile. `encoder_lr_scale` scales the audio encoder's learning rate
+    (0 freezes it: the decoder learns, the speech features stay)."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
-    groups = [{"params": trainable(model)}]  # Adam parameter groups
+    params = trainable(model)
+    encoder = {id(p) for p in model.audio_encoder.parameters()}
+    if encoder_lr_scale == 1.0:
+        groups = [{"params": params}]  # Adam parameter groups
+    else:
+        groups = [{"params": [p for p in params if id(p) not in encoder]}]
+        if encoder_lr_scale > 0:
+            groups.append({"params": [p for p in params if id(p) in encoder],
+                           "lr": lr * encoder_lr_scale})
+        else:
+            for p in model.audio_encoder.parameters():
+                p.requires_grad_(False)
     if flint_lr_scale > 0:
         flint = list(model.flint.parameters())
         for p in flint:

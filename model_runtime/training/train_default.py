@@ -392,6 +392,7 @@ def train_second_stage(run: TrainingRun, reader, clf) -> None:
                                          upper_face_weight=recipe.upper_face,
                                          flint_lr_scale=recipe.flint_lr_scale,
                                          mouth_emotion_weight=recipe.mouth_emotion,
+                                         encoder_lr_scale=recipe.encoder_lr_scale,
                                          **run.stage_args("stage2"))
 
 
