@@ -136,8 +136,8 @@ def test_outward_normals(head):
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     vol6 = np.einsum("ij,ij->i", a, np.cross(b, c))
     comps = np.unique(face_root)
-    # skin with mouth, upper teeth, lower teeth, tongue, two eyeballs, two brows
-    assert len(comps) == 8
+    # skin with mouth, upper teeth, lower teeth, tongue, two eyeballs, two ears, two brows
+    assert len(comps) == 10
     skin_root = roots[head.landmark("nose_tip")]
     for r in comps:
         if r != skin_root:
@@ -145,6 +145,7 @@ def test_outward_normals(head):
     # skin normals point away from the inside of the head
     names = list(head.extra["face_group_names"])
     skin = np.isin(head.extra["face_group"], [names.index(n) for n in ("skin", "lips")])
+    skin &= face_root == skin_root  # the ears are skin-coloured closed parts of their own
     n = np.cross(b - a, c - a)[skin]
     cen = ((a + b + c) / 3.0)[skin]
     centre = np.array([0.0, -0.01, 0.0])
@@ -485,3 +486,35 @@ def test_brows_are_raised_shells_that_ride_the_skin(head):
     shell = left[np.argmin(np.linalg.norm(v[left] - v[lead], axis=1))]
     d_shell, d_skin = head.exp_dirs[shell, :, i], head.exp_dirs[lead, :, i]
     assert d_shell[1] < -0.002 and np.linalg.norm(d_shell - d_skin) < 0.5 * np.linalg.norm(d_skin)
+
+
+def test_ears_are_shells_standing_off_the_skull(head):
+    """Each ear is its own closed shell (the skin's ray grid cannot overhang): about 60 mm tall,
+    its back rim standing off the side of the head, a rim (helix) raised over the hollow concha
+    on its outer face, rigid with the neck joint and untouched by any expression."""
+    v = head.v_template.astype(np.float64)
+    roots = _components(head.faces, head.num_vertices)
+    skin_root = roots[head.landmark("nose_tip")]
+    parts = {r: np.flatnonzero(roots == r) for r in np.unique(roots) if r != skin_root}
+    ears = [ix for ix in parts.values() if abs(v[ix, 0].mean()) > 0.065]
+    assert len(ears) == 2
+    left = next(ix for ix in ears if v[ix, 0].mean() > 0)
+    right = next(ix for ix in ears if v[ix, 0].mean() < 0)
+    assert np.allclose(np.sort(v[left], axis=0), np.sort(v[right] * [-1, 1, 1], axis=0))
+    e = v[left]
+    assert 0.055 < np.ptp(e[:, 1]) < 0.065 and 0.022 < np.ptp(e[:, 2]) < 0.034
+    # the back rim stands off the skull: the skin behind the ear is well inside it
+    skin = v[roots == skin_root]
+    back = e[e[:, 2] < np.percentile(e[:, 2], 5)]
+    near = skin[(np.abs(skin[:, 1] - back[:, 1].mean()) < 0.006)
+                & (np.abs(skin[:, 2] - back[:, 2].mean()) < 0.006)]
+    assert back[:, 0].mean() - near[:, 0].max() > 0.006
+    # relief: on the outer face, the helix along the top stands above the concha's hollow
+    from model_runtime.heads.open_head import ear_relief
+
+    top, concha = ear_relief(np.array([0.91]), np.array([np.pi / 2]), np.zeros(1)), \
+        ear_relief(np.array([0.0]), np.array([0.0]), np.zeros(1))
+    assert top[0] - concha[0] > 0.004
+    # rigid with the neck: no expression moves it, and the neck joint carries all of it
+    assert np.abs(head.exp_dirs[left]).max() == 0.0
+    assert np.allclose(head.lbs_weights[left, head.joint_names.index("neck")], 1.0)

@@ -4,7 +4,7 @@ FLAME cannot ship with the product, so Generate works out of the box on this hea
 numpy alone, deterministically, from the numbers in open_head_tables (`OpenHeadParams`, the
 channel table):
 
-- one skin surface (cranium, face, nose, lips, ears, a short neck flaring into a collar at a
+- one skin surface (cranium, face, nose, lips, ear roots, a short neck flaring into a collar at a
   clean cut), cast as a latitude/longitude grid of rays from a point inside the head onto an
   implicit shape (the neck's rows per column, down to the cut). The mouth
   is a slit along one grid row whose two edges (the inner lip contour) join a dark mouth bag, so
@@ -16,7 +16,9 @@ channel table):
   distance from the eye centre, so blinks (rotations about it) carry them exactly.
 - separate closed meshes for the upper and lower teeth, the tongue and the two eyeballs, and a
   raised shell of hair for each brow, arched and tapering to its tail, whose vertices ride on
-  the skin triangle under them (its offsets and skinning, mixed by barycentric weights).
+  the skin triangle under them (its offsets and skinning, mixed by barycentric weights), and
+  an ear on each side (helix, antihelix, concha and lobe on a shell whose back rim stands off
+  the skull, which the skin's rays could not make), rigid with the neck.
 - the skin round each eye socket is smoothed after casting (rays meet the socket's walls at a
   slant and would shade in stairs), so the eye sits under a soft brow, not in a stepped cut.
 - 40 expression channels named as ARKit blendshapes (`arkit_channels.OPEN_HEAD_CHANNELS`), each a
@@ -346,6 +348,72 @@ def _build_brows(skin: Skin, offset: int):
     return np.concatenate(verts), faces, groups, np.concatenate(leaders), np.concatenate(weights)
 
 
+# the left ear (the right one is its mirror image): its front edge (the tragus end) sinks into the
+# skin's ear root at EAR_FRONT; it is EAR_SIZE (back-to-front, top-to-bottom) and leans back
+# EAR_LEAN from vertical, in a plane turned EAR_FLARE out of the side of the head so its back rim
+# stands off the skull
+EAR_FRONT = (0.0712, -0.0060, -0.0030)
+EAR_SIZE = (0.030, 0.060)
+EAR_LEAN, EAR_FLARE = 14.0, 24.0  # degrees
+EAR_AROUND = 28
+# rings from the outer pole to the back pole: fraction of the outline (>1: the rolled rim), and
+# whether the ring is on the outer face (relief) or the back
+EAR_RINGS = ((0.12, 1), (0.24, 1), (0.36, 1), (0.48, 1), (0.58, 1), (0.67, 1), (0.75, 1),
+             (0.82, 1), (0.88, 1), (0.93, 1), (0.97, 1), (1.02, 0.5), (0.97, 0), (0.82, 0),
+             (0.6, 0), (0.35, 0))
+
+
+def ear_relief(r: np.ndarray, theta: np.ndarray, lobe: np.ndarray) -> np.ndarray:
+    """Height (m) of the ear's outer face over its base plane at outline fraction r and angle
+    theta (0: back, pi/2: top, pi: the front edge): a base thickness, the helix rolled along the
+    top and back, the antihelix ridge inside it, the hollow concha in front and a plain fleshy
+    lobe (`lobe` 0..1 towards the bottom)."""
+    deg = np.degrees(np.mod(theta + np.pi, 2 * np.pi) - np.pi)  # -180..180
+    helix_on = smoothstep(-95.0, -55.0, deg) * (1.0 - smoothstep(140.0, 175.0, deg))
+    anti_on = smoothstep(-60.0, -25.0, deg) * (1.0 - smoothstep(95.0, 130.0, deg))
+    helix = 0.0036 * np.exp(-(((r - 0.91) / 0.075) ** 2)) * helix_on
+    anti = 0.0022 * np.exp(-(((r - 0.63) / 0.09) ** 2)) * anti_on
+    concha = 0.0040 * np.exp(-((r / 0.47) ** 2))
+    tragus = 0.0030 * np.exp(-(((r - 0.80) / 0.12) ** 2) - ((deg + 160.0) / 18.0) ** 2)
+    return 0.0042 + (1.0 - lobe) * (helix + anti - concha) + tragus + lobe * 0.0010
+
+
+def _build_ears(offset: int):
+    """Both ears as closed shells (outer face with helix, antihelix and concha; a flat back; a
+    rolled rim) on a mesh with the topology of `ellipsoid_mesh`. They take no expression and
+    ride the neck joint like the skin around them."""
+    a, b = np.radians(EAR_FLARE), np.radians(EAR_LEAN)
+    back = np.array([np.sin(a), 0.0, -np.cos(a)])  # along the ear plane, away from the face
+    up = np.array([0.0, 1.0, 0.0])
+    out = np.array([np.cos(a), 0.0, np.sin(a)])  # the ear plane's outward normal
+    e_u, e_v = np.cos(b) * back - np.sin(b) * up, np.cos(b) * up + np.sin(b) * back
+    theta = np.arange(EAR_AROUND) * (2 * np.pi / EAR_AROUND)
+    ru, rv = 0.5 * EAR_SIZE[0], 0.5 * EAR_SIZE[1]
+    lobe = smoothstep(0.35, 0.9, -np.sin(theta))  # towards the bottom of the outline
+    ru_t = ru * (1.0 - 0.28 * lobe)  # the lobe is narrower than the top
+    centre = np.asarray(EAR_FRONT) + ru * e_u
+
+    def ring(r, face):
+        uv_u, uv_v = r * ru_t * np.cos(theta), r * rv * np.sin(theta)
+        h = (ear_relief(np.full_like(theta, r), theta, lobe) if face == 1 else
+             np.full_like(theta, -0.0008) if face == 0 else
+             0.5 * (ear_relief(np.ones_like(theta), theta, lobe) - 0.0008))
+        return centre + uv_u[:, None] * e_u + uv_v[:, None] * e_v + h[:, None] * out
+
+    rings = np.concatenate([ring(r, face) for r, face in EAR_RINGS])
+    poles = [centre + ear_relief(np.zeros(1), np.zeros(1), np.zeros(1))[0] * out,
+             centre - 0.0008 * out]
+    left = np.concatenate([[poles[0]], rings, [poles[1]]])
+    verts, faces, n = [], [], offset
+    for right in (False, True):
+        v = left * [-1.0, 1.0, 1.0] if right else left
+        _, f, _ = ellipsoid_mesh(np.zeros(3), (1.0, 1.0, 1.0), EAR_AROUND, len(EAR_RINGS), n)
+        verts.append(v)
+        faces += fix_winding(v, f, n)
+        n += len(v)
+    return np.concatenate(verts), faces, _group("skin", len(faces))
+
+
 def _group(name: str, n_faces: int) -> np.ndarray:
     return np.full(n_faces, FACE_GROUPS.index(name), dtype=np.int8)
 
@@ -466,6 +534,8 @@ def build_open_head(params: OpenHeadParams = P) -> HeadModel:
     parts.add(skin.pos, skin.faces, _skin_face_groups(skin, p), _skin_jaw_weight(skin, xc, Y, U, p))
     n_bag0 = _add_mouth_parts(parts, skin, y_line)
     eye_rng = _add_eyeballs(parts, p)
+    ear_v, ear_f, ear_g = _build_ears(parts.n)
+    parts.add(ear_v, ear_f, ear_g, np.zeros(len(ear_v)))
     rim_v, rim_f, rim_g, rim_src, rim_scale = _build_lid_rims(skin, p, parts.n)
     n_rim0 = parts.add(rim_v, rim_f, rim_g, np.zeros(len(rim_v)))
     brow_v, brow_f, brow_g, brow_src, brow_w = _build_brows(skin, parts.n)

@@ -48,13 +48,16 @@ def _shape(p: np.ndarray) -> np.ndarray:
     d = _smin(d, _ell(q, (0, 0.020, 0.059), (0.056, 0.013, 0.027)), 0.012)  # brow ridge
     d = _smin(d, _cone(q, (0, 0.010, 0.074), (0, -0.022, 0.101), 0.0065, 0.0088), 0.007)  # nose
     d = _smin(d, _ell(q, (0, -0.026, 0.1045), (0.0090, 0.0086, 0.0098)), 0.005)  # nose tip
-    d = _smin(d, _ell(q, (0.0122, -0.0322, 0.0900), (0.0062, 0.0052, 0.0068)), 0.010)  # ala
+    d = _smin(d, _ell(q, (0, -0.0305, 0.0925), (0.0135, 0.0062, 0.0105)), 0.006)  # nose base
+    d = _smin(d, _ell(q, (0.0110, -0.0315, 0.0895), (0.0048, 0.0052, 0.0080)), 0.006)  # ala
     d = _smin(d, _ell(q, (0, -0.0555, 0.0830), (0.0245, 0.0070, 0.0128)), 0.004)  # upper lip
     d = _smin(d, _ell(q, (0, -0.0680, 0.0815), (0.0230, 0.0070, 0.0120)), 0.006)  # lower lip
     d = _smin(d, _cone(q, (0, -0.34, -0.020), (0, -0.05, -0.016), 0.051, 0.049), 0.020)  # neck
-    d = _smin(d, _ell(q, (0.071, -0.006, -0.014), (0.009, 0.029, 0.016)), 0.004)  # ear
+    d = _smin(d, _ell(q, (0.068, -0.008, -0.009), (0.006, 0.015, 0.007)), 0.006)  # ear root
     sock = _ell(q, (0.031, 0.003, 0.075), (0.019, 0.013, 0.013))  # eye socket
-    return -_smin(-d, sock, 0.012)  # a soft socket rim: the eye sits under the brow
+    d = -_smin(-d, sock, 0.012)  # a soft socket rim: the eye sits under the brow
+    nostril = _ell(q, (0.0068, -0.0352, 0.0975), (0.0030, 0.0020, 0.0048))
+    return -_smin(-d, nostril, 0.0015)
 
 
 def cast(dirs: np.ndarray, centre: np.ndarray) -> np.ndarray:

@@ -341,8 +341,8 @@ def _aligned_record(aligner, out: Path, name: str, k: dict, audio: np.ndarray, t
 def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=log,
                 shard: tuple[int, int] = (0, 1)) -> dict:
     """Build (or continue) the corpus; returns counts of kept and dropped clips. With shard (k, n)
-    this process decides only every n-th clip from the k-th, so n processes share the cores; they
-    append whole lines to the same files, and a rerun of any of them resumes."""
+    this process decides only clips k, k + n, k + 2n, ... of the game's list, so n processes
+    share the cores; they append whole lines to the same files, and a rerun of any resumes."""
     from . import align
 
     out.mkdir(parents=True, exist_ok=True)
@@ -356,7 +356,8 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
     claimed = {f for files in talk_map.values() for f in files}
     unclaimed = sorted(s for s in src.by_source if s.endswith(".DOG") and s not in claimed)
     done = {d["clip"] for d in _read_jsonl(out / DECISIONS)}
-    todo = [(n, k) for n, k in src.clips(kinds) if n not in done][shard[0]::shard[1]]
+    todo = [(n, k) for i, (n, k) in enumerate(src.clips(kinds))
+            if i % shard[1] == shard[0] and n not in done]
     if limit is not None:
         todo = todo[:limit]
     progress(f"[queen] {len(done)} clips already decided, {len(todo)} to go")
