@@ -395,7 +395,7 @@ def build_queen(out: Path, limit: int | None = None, kinds=KIND_ORDER, progress=
     return dict(counts)
 
 
-def write_report(out: Path) -> str:
+def write_report(out: Path, title: str = "Flight of the Amazon Queen speech corpus") -> str:
     """report.md: clips kept and dropped (by reason, kind and speaker), hours kept."""
     decs = _read_jsonl(out / DECISIONS)
     kept = [d for d in decs if d["status"] == "kept"]
@@ -407,7 +407,7 @@ def write_report(out: Path) -> str:
     spk_s = Counter()
     for d in kept:
         spk_s[d["speaker"]] += d["seconds"]
-    lines = ["# Flight of the Amazon Queen speech corpus: build report", "",
+    lines = [f"# {title}: build report", "",
              f"Clips looked at: {len(decs)}; kept {len(kept)} "
              f"({sum(d['seconds'] for d in kept) / 3600:.2f} h of "
              f"{sum(d['seconds'] for d in decs) / 3600:.2f} h).", "",

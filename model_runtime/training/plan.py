@@ -88,6 +88,9 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
     p.add_argument("--encoder-lr-scale", type=float, default=None, metavar="F",
                    help="stage 2 trains the audio encoder at F times its learning rate (0: "
                         "frozen; default the recipe's or fine-tune's)")
+    p.add_argument("--sky-corpus", choices=("on", "off"), default=None,
+                   help="with --data and --fine-tune: also train on Beneath a Steel Sky's voices "
+                        "(DATA/sky_corpus, built first; default the fine-tune's)")
     p.add_argument("--stage1-width-weight", type=float, default=SHIPPED.stage1_width_weight,
                    help="stage-1 mouth-width loss weight")
     p.add_argument("--steps", action="append", default=[], metavar="STAGE=N",
@@ -160,6 +163,8 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
             raise SystemExit("--fine-tune trains on the game's speakers in DATA: give --data "
                              "DATA, without --no-game or --tts-only")
         recipe = dataclasses.replace(recipe, corpus=(FINE_TUNE_CORPUS,))
+        if args.sky_corpus is not None:
+            recipe = dataclasses.replace(recipe, use_sky_corpus=args.sky_corpus == "on")
     elif args.data is None:  # the corpus was given: this run builds none
         recipe = dataclasses.replace(recipe, corpus=(), use_game_corpus=False)
     elif args.no_game or args.tts_only:

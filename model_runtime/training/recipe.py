@@ -77,6 +77,7 @@ class FineTune:
     flint_lr_scale: float = 0.0  # Recipe.flint_lr_scale of this phase
     mouth_emotion: float = 0.0  # Recipe.mouth_emotion of this phase
     encoder_lr_scale: float = 1.0  # Recipe.encoder_lr_scale of this phase
+    sky_corpus: bool = False  # Recipe.use_sky_corpus of this phase
 
 
 # the corpus of every fine-tune besides the game: the Asterisk prompts alone
@@ -122,6 +123,8 @@ class Recipe:
     # fine-tune that teaches the decoder new expressions keeps the speech features that
     # generalise to unheard voices
     encoder_lr_scale: float = 1.0
+    # a fine-tune also trains on Beneath a Steel Sky's voices (sky_corpus.py; DATA/sky_corpus)
+    use_sky_corpus: bool = False
 
     def as_dict(self) -> dict:
         """Plain JSON-ready values (the training record's `resolved_recipe`)."""
@@ -144,7 +147,7 @@ class Recipe:
             speaker_balance=f.speaker_balance, feature_augment=f.feature_augment,
             speaker_adversary=f.speaker_adversary, upper_face=f.upper_face,
             flint_lr_scale=f.flint_lr_scale, mouth_emotion=f.mouth_emotion,
-            encoder_lr_scale=f.encoder_lr_scale)
+            encoder_lr_scale=f.encoder_lr_scale, use_sky_corpus=f.sky_corpus)
 
     def cpu_steps(self) -> dict[str, int]:
         return {k: s.cpu_steps for k, s in self.stages.items()}

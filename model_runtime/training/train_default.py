@@ -187,6 +187,19 @@ def build_corpora(plan: Plan) -> None:
         (game / ".done").touch()
     if game not in plan.extra_corpora:
         plan.extra_corpora.append(game)
+    if plan.fine_tune and plan.recipe.use_sky_corpus:
+        from .sky_data import SKY_DIR
+        if not (SKY_DIR / "sky.dsk").is_file():
+            raise SystemExit("this fine-tune also trains on Beneath a Steel Sky's voices, but the "
+                             "game is not installed: apt-get install beneath-a-steel-sky, or "
+                             "add --sky-corpus off")
+        sky = plan.data / "sky_corpus"
+        if not (sky / ".done").is_file():
+            log("[corpus] Beneath a Steel Sky's voices (a few minutes, resumable)")
+            _run_module("model_runtime.training.sky_corpus", ["--out", str(sky)], nice=10)
+            (sky / ".done").touch()
+        if sky not in plan.extra_corpora:
+            plan.extra_corpora.append(sky)
 
 
 def ensure_cache(plan: Plan) -> Path:
