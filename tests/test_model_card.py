@@ -62,3 +62,13 @@ def test_recipe_section_names_the_stage2_options_a_phase_used():
     frozen = model_card.render({**cfg, "provenance": {**p, "resolved_recipe": {
         **r, "encoder_lr_scale": 0.0}}})
     assert "Stage 2 also: the audio encoder frozen." in frozen
+
+
+def test_steel_sky_voices_bring_their_licence_and_cast():
+    voices = {"queen:joe": 9, "queen:bob": 3, "sky:s2": 7}
+    text = model_card.render({"provenance": _record("train", {"stage2": 1.0}, 0.5, voices)})
+    assert "Beneath a Steel Sky speech: " in text and "Revolution Software" in text
+    assert "2 game characters and the cast of Beneath a Steel Sky" in text
+    plain = model_card.render({"provenance": _record("train", {"stage2": 1.0}, 0.5,
+                                                     {"queen:joe": 9})})
+    assert "Steel Sky" not in plain

@@ -25,15 +25,6 @@ SOURCE_LICENCES = {
             "License: free redistribution with the readme and notices intact, modification "
             "allowed when marked as a modified version, no fee for the game itself",
 }
-# Recorded for the model card when Beneath a Steel Sky joins the corpus
-# (/usr/share/doc/beneath-a-steel-sky/copyright, Debian 0.0372-8): game content (C) Revolution
-# Software Ltd, Beneath-a-Steel-Sky-License, the same terms as Flight of the Amazon Queen's.
-BASS_LICENCE = ("Beneath a Steel Sky speech (Debian beneath-a-steel-sky 0.0372-8): game content "
-                "(C) Revolution Software Ltd, Beneath-a-Steel-Sky-License: free redistribution "
-                "with the readme and notices intact, modification allowed when marked as a "
-                "modified version, no fee for the game itself")
-
-
 def _table(d: dict) -> str:
     return ", ".join(f"{k or '?'}: {v}" for k, v in sorted(d.items())) or "n/a"
 
@@ -165,9 +156,11 @@ def _data_limit(data: dict) -> str:
     held = load_heldout()[0]  # counted in `voices`, but only validated on
     game = sorted({v for v in data.get("voices", {}) if v.startswith("queen:")}
                   - held - UNKNOWN_SPEAKERS)
+    sky = any(v.startswith("sky:") for v in data.get("voices", {}))
     if game:
         return (f"English only; the last phase learned from the recorded voices of {len(game)} "
-                "game characters and one Asterisk speaker (earlier phases: synthetic TTS "
+                "game characters" + (" and the cast of Beneath a Steel Sky" if sky else "")
+                + " and one Asterisk speaker (earlier phases: synthetic TTS "
                 "speech too): expect weaker lip sync on noisy, fast or accented speech and on "
                 "singing, and see the held-out speakers' figures for voices it never heard.")
     return ("English only; trained mostly on synthetic (TTS) speech plus recorded prompts of one "
@@ -181,6 +174,10 @@ def render(config: dict) -> str:
     data = p.get("trained_on", {})
     engines = sorted(set(data.get("engines", {})) | set(data.get("sources", {})))
     lic = [f"- {SOURCE_LICENCES[e]}" for e in engines if e in SOURCE_LICENCES]
+    if any(v.startswith("sky:") for v in data.get("voices", {})):
+        from .sky_data import SKY_LICENCE
+
+        lic.append(f"- Beneath a Steel Sky speech: {SKY_LICENCE}")
     metrics = p.get("metrics", {})
     mlines = [f"| {stage} | " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()) + " |"
               for stage, m in metrics.items()]
