@@ -31,7 +31,7 @@ class EmoteInputError(EmoteError):
 
     Kinds in use: missing_file, unreadable_file, unsupported_format, empty_audio, too_short,
     bad_samples, bad_request, bad_head_model, unsafe_pickle, bad_checkpoint, no_default_model,
-    missing_dependency, unwritable_output, folder_not_ours.
+    missing_dependency, unwritable_output, folder_not_ours, bad_game_data (training corpora).
     """
 
 

@@ -35,6 +35,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import EmoteInputError
+
 SKY_DIR = Path("/usr/share/scummvm/beneath-a-steel-sky")
 SKY_LICENCE = (
     "beneath-a-steel-sky (Debian main, freeware CD version 0.0372): all game content (C) "
@@ -62,8 +64,12 @@ _TREE_DEPTHS = bytes.fromhex(
     "0c0c0d0d0c0c0c0d0d0d0d0d0d0d0d0e0e0d0e0e0e0e0f0f0e0e0e0f0f0e0f0f0f1010")
 
 
-class RncError(ValueError):
-    """A malformed or corrupt RNC stream."""
+class RncError(EmoteInputError):
+    """A malformed or corrupt RNC stream (a damaged game file: reinstalling the package fixes it)."""
+
+    def __init__(self, problem: str):
+        super().__init__("bad_game_data", f"Beneath a Steel Sky data: {problem}; reinstall the "
+                         "game (apt-get install --reinstall beneath-a-steel-sky)")
 
 
 # ---------------------------------------------------------------- CRC-16 (poly 0xA001, LSB first)
