@@ -10,6 +10,9 @@ apt-get install -y --no-install-recommends \
     flite espeak-ng libespeak-ng1 festival festvox-kallpc16k festvox-us-slt-hts \
     sox libsox-fmt-all ffmpeg \
     asterisk-core-sounds-en asterisk-core-sounds-en-wav
+# the real voices of the fine-tunes: two freeware games with acted English dialogue (Debian main)
+apt-get install -y --no-install-recommends flight-of-the-amazon-queen beneath-a-steel-sky || \
+    echo "the games could not be installed: training will make the base model only"
 # RHVoice's English voices are LGPL but Debian ships them outside "main"; try, skip if absent.
 if ! apt-cache show rhvoice-english >/dev/null 2>&1; then
     echo "rhvoice-english not in the enabled apt components (needs contrib/non-free); skipped"
