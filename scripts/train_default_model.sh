@@ -31,8 +31,8 @@ if [ "$USE_GAME" = 1 ] && [ "$HAVE_GAME" = 1 ] && [ "$FINE_TUNES" -gt 0 ]; then
     # 1-2. The base: corpus (TTS voices and the Asterisk prompts), feature cache and all five
     #      stages, into DATA/base_model.
     $PY -m model_runtime.training.train_default --data "$DATA" --no-game --out "$DATA/base_model" --resume
-    # 2b. The recipe's fine-tunes on the game's real speakers (DATA/asterisk and
-    #     DATA/queen_corpus, built first), each from the previous one's checkpoint.
+    # 2b. The recipe's fine-tunes on the games' real speakers (DATA/asterisk, DATA/queen_corpus and,
+    #     for the fifth, DATA/sky_corpus, built first), each from the previous one's checkpoint.
     for n in $(seq 1 "$FINE_TUNES"); do
         dest=$DATA/fine_tune_${n}_model
         [ "$n" = "$FINE_TUNES" ] && dest=$OUT

@@ -51,6 +51,8 @@ def _corpus_line(r: dict) -> str:
              + (" with the Asterisk prompts" if c["asterisk"] else "") for c in r["corpus"]]
     if r["use_game_corpus"]:
         parts.append("the game's real speakers (held-out characters only validate)")
+    if r.get("use_sky_corpus"):
+        parts.append("Beneath a Steel Sky's voices (all training)")
     text = "; ".join(parts) if parts else "the corpus folders given to the command (above)"
     return f"{text}; game training clips {r['game_copies']}x augmented"
 
