@@ -87,3 +87,18 @@ def test_a_fine_tune_with_sky_voices_needs_the_game(tmp_path, monkeypatch):
                                 "--init-from", str(tmp_path)]))
     train_default.build_corpora(off)  # nothing to build, and no Steel Sky asked for
     assert Path(data / "sky_corpus") not in off.extra_corpora
+
+
+@pytest.mark.parametrize("bad", ["2/2", "3/2", "1", "a/b"])
+def test_a_bad_shard_names_the_fix(bad, capsys):
+    with pytest.raises(SystemExit):
+        sky_corpus.main(["--out", "/nonexistent/never", "--shard", bad])
+    assert "give K/N with 0 <= K < N" in capsys.readouterr().err
+
+
+def test_shards_split_the_clip_list():
+    import argparse
+
+    from model_runtime.training.game_corpus import parse_shard
+
+    assert parse_shard(argparse.ArgumentParser(), "1/2") == (1, 2)

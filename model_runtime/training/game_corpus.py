@@ -432,6 +432,17 @@ def _reason_class(reason: str) -> str:
     return re.sub(r"\s*\([^)]*\)", "", re.sub(r"\b\d+(\.\d+)?%?", "N", reason)).strip()
 
 
+def parse_shard(ap: argparse.ArgumentParser, text: str) -> tuple[int, int]:
+    """--shard K/N as (K, N), or the parser's error naming the fix."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+        if 0 <= k < n:
+            return k, n
+    except ValueError:
+        pass
+    ap.error(f"--shard {text!r}: give K/N with 0 <= K < N, e.g. 1/2")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="/work/data/queen_corpus")
@@ -455,13 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [k for k in kinds if k not in KIND_ORDER]
     if bad:
         ap.error(f"unknown --kinds {bad}; choose from {', '.join(KIND_ORDER)}")
-    try:
-        k, n = (int(x) for x in args.shard.split("/"))
-        if not 0 <= k < n:
-            raise ValueError
-    except ValueError:
-        ap.error(f"--shard {args.shard!r}: give K/N with 0 <= K < N, e.g. 1/2")
-    counts = build_queen(out, args.limit, kinds, shard=(k, n))
+    counts = build_queen(out, args.limit, kinds, shard=parse_shard(ap, args.shard))
     log(f"[queen] done: {counts}; report at {out / 'report.md'}")
     return 0
 

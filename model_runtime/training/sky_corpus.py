@@ -24,7 +24,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .game_corpus import DECISIONS, MANIFEST, _read_jsonl, plausibility, write_report
+from .game_corpus import (DECISIONS, MANIFEST, _read_jsonl, parse_shard, plausibility,
+                          write_report)
 
 
 def log(msg: str) -> None:
@@ -104,15 +105,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if not (sky_data.SKY_DIR / "sky.dsk").is_file():
         ap.error(f"{sky_data.SKY_DIR / 'sky.dsk'} is missing: apt-get install beneath-a-steel-sky")
-    try:
-        k, n = (int(x) for x in args.shard.split("/"))
-        if not 0 <= k < n:
-            raise ValueError
-    except ValueError:
-        ap.error(f"--shard {args.shard!r}: give K/N with 0 <= K < N, e.g. 1/2")
+    shard = parse_shard(ap, args.shard)
     if os.nice(0) < 10:  # minutes of alignment on shared cores: low priority
         os.nice(10 - os.nice(0))
-    counts = build_sky(Path(args.out), args.limit, (k, n))
+    counts = build_sky(Path(args.out), args.limit, shard)
     log(f"[sky] done: {counts}; report at {Path(args.out) / 'report.md'}")
     return 0
 
