@@ -219,7 +219,7 @@ def test_resampling_length_and_scale():
 # ---------------------------------------------------------------- the installed game
 
 def test_installed_game():
-    if not (S.SKY_DIR / "sky.dsk").exists():
+    if not S.installed():
         pytest.skip("beneath-a-steel-sky is not installed (apt-get install beneath-a-steel-sky)")
     disk = S.SkyDisk()
     lines = S.english_lines(disk)

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import sky_data
 
-    if not (sky_data.SKY_DIR / "sky.dsk").is_file():
+    if not sky_data.installed():
         ap.error(f"{sky_data.SKY_DIR / 'sky.dsk'} is missing: apt-get install beneath-a-steel-sky")
     shard = parse_shard(ap, args.shard)
     if os.nice(0) < 10:  # minutes of alignment on shared cores: low priority

@@ -54,6 +54,11 @@ SECTION_FIRST_SPEECH = (0, 600, 1100, 2430, 3380, 4530, 5080)
 MIN_CLIP_BYTES = 1024        # speech shorter than ~0.09 s: a stub, not a line
 MAX_SKY_SECONDS = 30.0
 
+
+def installed() -> bool:
+    """Whether the game's data is where Debian's package puts it (SKY_DIR)."""
+    return (SKY_DIR / "sky.dsk").is_file()
+
 # leaf bytes of the 0.0372 text code tree in left-to-right order, and each leaf's depth
 _TREE_LEAVES = (b" eaostn.ir\x00EumAlIdRNSTOhcDgLCpU!yMPvH?b'f,GBVkFqwK-WJ*zYj+Q\x85)Z\x8b<\x95~"
                 b"\x8a\x87:\x7f]#xX\x91\x88`20\x831/(=\x86^39\x984}8\\\"\x90&\x8d56\x92\x8f\x8e"

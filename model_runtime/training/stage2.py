@@ -148,17 +148,15 @@ def train_stage2(model, views, lip_reader, emotion_clf, sampler, val_sampler, wo
     wide eyes or one-sided smile. `encoder_lr_scale` scales the audio encoder's learning rate
     (0 freezes it: the decoder learns, the speech features stay)."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
-    params = trainable(model)
-    encoder = {id(p) for p in model.audio_encoder.parameters()}
-    if encoder_lr_scale == 1.0:
-        groups = [{"params": params}]  # Adam parameter groups
-    else:
-        groups = [{"params": [p for p in params if id(p) not in encoder]}]
+    groups = [{"params": trainable(model)}]  # Adam parameter groups
+    if encoder_lr_scale != 1.0:  # the audio encoder in a group of its own, or frozen
+        encoder = list(model.audio_encoder.parameters())
+        ids = {id(p) for p in encoder}
+        groups = [{"params": [p for p in groups[0]["params"] if id(p) not in ids]}]
         if encoder_lr_scale > 0:
-            groups.append({"params": [p for p in params if id(p) in encoder],
-                           "lr": lr * encoder_lr_scale})
+            groups.append({"params": encoder, "lr": lr * encoder_lr_scale})
         else:
-            for p in model.audio_encoder.parameters():
+            for p in encoder:
                 p.requires_grad_(False)
     if flint_lr_scale > 0:
         flint = list(model.flint.parameters())

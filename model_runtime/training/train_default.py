@@ -188,8 +188,8 @@ def build_corpora(plan: Plan) -> None:
     if game not in plan.extra_corpora:
         plan.extra_corpora.append(game)
     if plan.fine_tune and plan.recipe.use_sky_corpus:
-        from .sky_data import SKY_DIR
-        if not (SKY_DIR / "sky.dsk").is_file():
+        from . import sky_data
+        if not sky_data.installed():
             raise SystemExit("this fine-tune also trains on Beneath a Steel Sky's voices, but the "
                              "game is not installed: apt-get install beneath-a-steel-sky, or "
                              "add --sky-corpus off")
