@@ -212,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seal/open: median lip gap in mm at bilabial centres (target <= "
           f"{metrics.SEAL_TARGET_MM:g}) and open-vowel centres (target >= "
           f"{metrics.OPEN_TARGET_MM:g})")
+    for name, m in rows.items():
+        parts = [f"{ph} {v['rate']:.3f} (n={v['n']})" for ph, v in m["rounding_by_phone"].items()]
+        print(f"rounding by phone, {name}: {', '.join(parts) or '-'}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=float))
     return 0

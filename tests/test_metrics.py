@@ -59,7 +59,10 @@ def test_rounding_against_unrounded_vowel_width():
     m = M.clip_metrics(_gap(), w, PHONES, FPS)
     assert m["round_n"] == 1 and m["round_hits"] == 1
     w[20] = 47.6  # 0.952: not rounded enough
-    assert M.clip_metrics(_gap(), w, PHONES, FPS)["round_hits"] == 0
+    missed = M.clip_metrics(_gap(), w, PHONES, FPS)
+    assert missed["round_hits"] == 0
+    # pooled per target phone, so a report can say which of UW, OW, W the mouth misses
+    assert M.pool([m, missed])["rounding_by_phone"] == {"UW": {"rate": 0.5, "n": 2}}
 
 
 def test_sync_lag_finds_a_known_shift():

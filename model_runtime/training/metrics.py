@@ -91,7 +91,8 @@ def clip_metrics(gap: np.ndarray, width: np.ndarray | None, phones, fps: float =
                   if p in OPEN_VOWELS and e - s >= MIN_VOWEL_S - _EPS]
     out = {"closure_hits": 0, "closure_n": 0, "false_hits": 0, "false_n": 0, "round_hits": 0,
            "round_n": 0, "g_open": float("nan"), "tau": float("nan"), "lag": None,
-           "corr0": float("nan"), "seal_gaps_mm": [], "open_gaps_mm": []}
+           "corr0": float("nan"), "seal_gaps_mm": [], "open_gaps_mm": [],
+           "round_by_phone": {}}
     if vowel_mids:
         g_open = float(np.median(gap[vowel_mids]))
         tau = CLOSURE_FRACTION * g_open
@@ -116,8 +117,12 @@ def clip_metrics(gap: np.ndarray, width: np.ndarray | None, phones, fps: float =
             w_ref = float(np.median(width[ref_mids]))
             for p, s, e in ph:
                 if p in ROUNDED_TARGETS and e - s >= MIN_VOWEL_S - _EPS:
+                    hit = int(width[_mid_frame(s, e, T, fps)] <= ROUND_FRACTION * w_ref)
                     out["round_n"] += 1
-                    out["round_hits"] += int(width[_mid_frame(s, e, T, fps)] <= ROUND_FRACTION * w_ref)
+                    out["round_hits"] += hit
+                    counts = out["round_by_phone"].setdefault(p, [0, 0])
+                    counts[0] += hit
+                    counts[1] += 1
     if ref_gap is not None:
         lag, corrs = sync_lag(gap, np.asarray(ref_gap, dtype=np.float64)[:T])
         out["lag"] = lag
@@ -162,12 +167,21 @@ def pool(clips: list[dict]) -> dict:
     opened = [x for c in clips for x in c.get("open_gaps_mm", [])]
     lags = [c["lag"] for c in clips if c.get("lag") is not None]
     c0 = [c["corr0"] for c in clips if np.isfinite(c.get("corr0", np.nan))]
+    by_phone: dict[str, list[int]] = {}
+    for c in clips:
+        for ph, (h, n) in c.get("round_by_phone", {}).items():
+            tot = by_phone.setdefault(ph, [0, 0])
+            tot[0] += h
+            tot[1] += n
     return {"closure_recall": rec, "n_bilabials": n_c, "false_closure_rate": fal,
             "n_open_vowels": n_v, "rounding": rnd, "n_rounded": n_r,
             "lag_median": float(np.median(lags)) if lags else float("nan"),
             "corr0_median": float(np.median(c0)) if c0 else float("nan"), "n_clips": len(clips),
             "seal_gap_mm": float(np.median(seal)) if seal else float("nan"),
-            "open_gap_mm": float(np.median(opened)) if opened else float("nan")}
+            "open_gap_mm": float(np.median(opened)) if opened else float("nan"),
+            # rounding per target phone (UW, OW, W): which of them the mouth misses
+            "rounding_by_phone": {ph: {"rate": h / n, "n": n}
+                                  for ph, (h, n) in sorted(by_phone.items())}}
 
 
 def format_table(rows: dict[str, dict], mm: bool = False) -> str:
