@@ -117,12 +117,12 @@ def clip_metrics(gap: np.ndarray, width: np.ndarray | None, phones, fps: float =
             w_ref = float(np.median(width[ref_mids]))
             for p, s, e in ph:
                 if p in ROUNDED_TARGETS and e - s >= MIN_VOWEL_S - _EPS:
-                    hit = int(width[_mid_frame(s, e, T, fps)] <= ROUND_FRACTION * w_ref)
-                    out["round_n"] += 1
-                    out["round_hits"] += hit
                     counts = out["round_by_phone"].setdefault(p, [0, 0])
-                    counts[0] += hit
+                    counts[0] += int(width[_mid_frame(s, e, T, fps)] <= ROUND_FRACTION * w_ref)
                     counts[1] += 1
+            # the clip's totals are the sums of its per-phone counts
+            out["round_hits"] = sum(h for h, _ in out["round_by_phone"].values())
+            out["round_n"] = sum(n for _, n in out["round_by_phone"].values())
     if ref_gap is not None:
         lag, corrs = sync_lag(gap, np.asarray(ref_gap, dtype=np.float64)[:T])
         out["lag"] = lag
